@@ -1,0 +1,260 @@
+"""The language model behind a small protocol; the only module that imports litellm.
+
+litellm costs seconds to import, so it is loaded lazily, off the event loop (``warm_up`` starts
+it in a thread at start-up so the bot can poll meanwhile). Transient failures (timeouts,
+connection errors, 429, 5xx) are retried here with exponential backoff and jitter, bounded in
+attempts and time, then become :class:`LLMUnavailable`; the provider refusing a request
+becomes :class:`LLMRejected`. The OpenAI SDK's own retries are switched off so this is the one
+retry policy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any, Protocol
+
+from pydantic import SecretStr
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    stop_after_attempt,
+    stop_after_delay,
+    wait_exponential_jitter,
+)
+
+from agent.errors import ContextTooLong, LLMRejected, LLMUnavailable
+from agent.types import ToolCall, Usage
+
+log = logging.getLogger(__name__)
+
+Message = dict[str, Any]
+
+# HTTP statuses worth another try: timeout, conflict, too early, rate limit; 5xx below.
+_TRANSIENT_STATUS = frozenset({408, 409, 425, 429})
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """One model answer: its text, the tools it wants called, and what it cost."""
+
+    text: str
+    tool_calls: list[ToolCall]
+    usage: Usage
+    message: Message  # the assistant message in OpenAI format, as sent back next round
+    model: str
+
+
+class LLMClient(Protocol):
+    """What the agent needs from a model; LiteLLMClient is the real one."""
+
+    async def complete(
+        self, messages: Sequence[Message], *, model: str, tools: Sequence[Message] | None = None
+    ) -> Completion: ...
+
+    async def count_tokens(self, messages: Sequence[Message], *, model: str) -> int: ...
+
+    def warm_up(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Bounded backoff: at most ``attempts`` calls, no new attempt after ``deadline`` seconds."""
+
+    attempts: int = 3
+    initial_wait: float = 1.0
+    max_wait: float = 10.0
+    jitter: float = 1.0
+    deadline: float = 30.0
+
+
+_litellm: ModuleType | None = None
+_import_lock = threading.Lock()
+
+
+def _import_litellm() -> ModuleType:
+    global _litellm
+    with _import_lock:
+        if _litellm is None:
+            # Prices come from the bundled table: no network at import.
+            os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+            import litellm
+
+            # Otherwise litellm prints help banners to stdout, where `omni chat` replies go.
+            litellm.suppress_debug_info = True
+            litellm.telemetry = False
+            _litellm = litellm
+        return _litellm
+
+
+async def load_litellm() -> ModuleType:
+    """litellm, imported in a worker thread the first time so the loop never stalls on it."""
+    if _litellm is not None:
+        return _litellm
+    return await asyncio.to_thread(_import_litellm)
+
+
+def _status(exc: BaseException) -> int | None:
+    status = getattr(exc, "status_code", None)
+    return status if isinstance(status, int) else None
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether another attempt may succeed: timeouts, connection errors, 429 and 5xx."""
+    import openai
+
+    if isinstance(exc, openai.APIConnectionError):  # includes timeouts
+        return True
+    status = _status(exc)
+    return status is not None and (status in _TRANSIENT_STATUS or status >= 500)
+
+
+def _describe(exc: BaseException) -> str:
+    """Class and status only: provider messages can quote the request, key included."""
+    status = _status(exc)
+    return f"{type(exc).__name__}" + (f" (HTTP {status})" if status else "")
+
+
+def _domain_error(exc: BaseException, model: str) -> LLMUnavailable | LLMRejected:
+    if is_transient(exc):
+        return LLMUnavailable(f"model {model} unavailable: {_describe(exc)}")
+    litellm = _import_litellm()
+    if isinstance(exc, litellm.ContextWindowExceededError):
+        return ContextTooLong(f"model {model}: context window exceeded")
+    return LLMRejected(f"model {model} rejected the request: {_describe(exc)}")
+
+
+def _log_retry(state: RetryCallState) -> None:
+    exc = state.outcome.exception() if state.outcome else None
+    wait = state.next_action.sleep if state.next_action else 0.0
+    log.warning("LLM call failed (%s), attempt %d; retrying in %.2fs", _describe(exc) if exc else "?",
+                state.attempt_number, wait)
+
+
+def _parse_arguments(raw: Any) -> dict[str, Any]:
+    if isinstance(raw, dict):
+        return raw
+    try:
+        parsed = json.loads(raw or "{}")
+    except (TypeError, ValueError):
+        log.warning("model sent tool arguments that are not JSON; passing none")
+        return {}
+    return parsed if isinstance(parsed, dict) else {}
+
+
+def _tool_calls(message: Any) -> tuple[list[ToolCall], list[Message]]:
+    calls: list[ToolCall] = []
+    raw: list[Message] = []
+    for i, call in enumerate(getattr(message, "tool_calls", None) or []):
+        call_id = getattr(call, "id", None) or f"call_{i}"
+        name = str(call.function.name or "")
+        arguments = call.function.arguments
+        calls.append(ToolCall(id=call_id, name=name, arguments=_parse_arguments(arguments)))
+        text_args = arguments if isinstance(arguments, str) else json.dumps(arguments or {})
+        raw.append({"id": call_id, "type": "function", "function": {"name": name, "arguments": text_args}})
+    return calls, raw
+
+
+def _cost(litellm: ModuleType, response: Any) -> float:
+    try:
+        return float(litellm.completion_cost(completion_response=response) or 0.0)
+    except Exception:  # unknown models (local, proxies) have no price: cost is unknown, not fatal
+        return 0.0
+
+
+@dataclass(slots=True)
+class LiteLLMClient:
+    """Any litellm model; ``api_base``/``api_key`` point it at an OpenAI-compatible server."""
+
+    api_base: str | None = None
+    api_key: SecretStr | None = None
+    timeout: float = 120.0
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+    def warm_up(self) -> None:
+        if _litellm is None:
+            threading.Thread(target=_import_litellm, name="litellm-import", daemon=True).start()
+
+    async def complete(
+        self, messages: Sequence[Message], *, model: str, tools: Sequence[Message] | None = None
+    ) -> Completion:
+        litellm = await load_litellm()
+        kwargs: dict[str, Any] = {
+            "model": model,
+            "messages": list(messages),
+            "timeout": self.timeout,
+            "max_retries": 0,  # retries are ours (tenacity, below)
+        }
+        if self.api_base:
+            kwargs["api_base"] = self.api_base
+        if self.api_key is not None:
+            kwargs["api_key"] = self.api_key.get_secret_value()
+        if tools:
+            kwargs["tools"] = list(tools)
+        started = time.perf_counter()
+        response = await self._call_with_retries(litellm, kwargs)
+        latency_ms = (time.perf_counter() - started) * 1000
+        return _completion(litellm, response, model, latency_ms)
+
+    async def _call_with_retries(self, litellm: ModuleType, kwargs: dict[str, Any]) -> Any:
+        import openai
+
+        policy = self.retry
+        retrying = AsyncRetrying(
+            retry=retry_if_exception(is_transient),
+            stop=stop_after_attempt(policy.attempts) | stop_after_delay(policy.deadline),
+            wait=wait_exponential_jitter(initial=policy.initial_wait, max=policy.max_wait, jitter=policy.jitter),
+            before_sleep=_log_retry,
+            reraise=True,
+        )
+        try:
+            return await retrying(litellm.acompletion, **kwargs)
+        except openai.OpenAIError as exc:  # litellm's exceptions all derive from it
+            raise _domain_error(exc, kwargs["model"]) from exc
+
+    async def count_tokens(self, messages: Sequence[Message], *, model: str) -> int:
+        litellm = await load_litellm()
+        return await asyncio.to_thread(_count_tokens, litellm, list(messages), model)
+
+
+def _count_tokens(litellm: ModuleType, messages: list[Message], model: str) -> int:
+    try:
+        return int(litellm.token_counter(model=model, messages=messages))
+    except Exception:  # unknown tokenizer or odd content: an estimate is good enough for a window
+        return estimate_tokens(messages)
+
+
+def estimate_tokens(messages: Sequence[Message]) -> int:
+    """About four characters a token, plus a little per message: the fallback count."""
+    chars = sum(len(json.dumps(m.get("content") or "")) + len(json.dumps(m.get("tool_calls") or "")) for m in messages)
+    return chars // 4 + 4 * len(messages)
+
+
+def _completion(litellm: ModuleType, response: Any, model: str, latency_ms: float) -> Completion:
+    message = response.choices[0].message
+    text = message.content or ""
+    calls, raw_calls = _tool_calls(message)
+    raw: Message = {"role": "assistant", "content": message.content}
+    if raw_calls:
+        raw["tool_calls"] = raw_calls
+    usage = getattr(response, "usage", None)
+    return Completion(
+        text=text,
+        tool_calls=calls,
+        usage=Usage(
+            prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
+            completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
+            cost=_cost(litellm, response),
+            latency_ms=latency_ms,
+        ),
+        message=raw,
+        model=model,
+    )

@@ -1,0 +1,33 @@
+"""The system prompt: who omni is, when it is, who it is talking to."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+PERSONA = """\
+You are omni, a personal assistant people talk to on Telegram and in the terminal.
+Be helpful, direct and brief: answer the question first, add detail only when it helps.
+Say plainly when you do not know something or cannot do it; never invent facts, links or tool \
+results.
+Write in Markdown (bold, italics, lists, `code`, fenced code blocks, links); it is converted for \
+the chat app, so avoid tables and HTML.
+Answer in the language the user writes in."""
+
+TOOLS_NOTE = """\
+You can use tools. Call one when it gives a better answer than guessing; read its result \
+before answering, and tell the user briefly what you did."""
+
+
+def system_prompt(now: datetime, *, user_name: str | None = None, tools: bool = False) -> str:
+    """The system message for one turn. ``now`` must be timezone-aware."""
+    stamp = now.strftime("%A, %d %B %Y, %H:%M")
+    zone = now.tzname() or now.strftime("%z")
+    parts = [PERSONA]
+    if tools:
+        parts.append(TOOLS_NOTE)
+    parts.append(f"Current date and time: {stamp} ({zone}, UTC{now.strftime('%z')}).")
+    if user_name:
+        # Names come from Telegram profiles: keep them to one line so they cannot add instructions.
+        clean = " ".join(user_name.split())[:64]
+        parts.append(f"You are talking with {clean}.")
+    return "\n\n".join(parts)

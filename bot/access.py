@@ -1,0 +1,136 @@
+"""Who may talk to the bot, and the gate every update passes first (group -1).
+
+Secure by default: admins (``OMNI_ADMIN_IDS``) always, users allowed by the environment
+(``OMNI_ALLOWED_IDS`` or ``*``) or by an admin in chat (``/allow``), unless an admin said
+``/deny`` (which beats the environment; admins cannot be denied). Everyone else gets one short
+refusal with their id, and nothing of theirs is stored, logged at INFO, or sent to the LLM.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from telegram import Message, Update
+from telegram.constants import ChatType
+from telegram.error import TelegramError
+from telegram.ext import ApplicationHandlerStop
+
+from bot.context import OmniContext
+from memory import Store
+from memory.types import Access
+from omni.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# A stranger who keeps writing gets the refusal again only after this long.
+REFUSAL_INTERVAL_S = 30.0
+
+
+class AccessList:
+    """Access decisions: the environment plus admins' persisted /allow and /deny, cached."""
+
+    def __init__(self, settings: Settings, store: Store) -> None:
+        self._settings = settings
+        self._store = store
+        self._decisions: dict[int, Access | None] = {}
+        self._seen: set[int] = set()
+
+    def is_admin(self, user_id: int) -> bool:
+        return user_id in self._settings.admin_ids
+
+    async def allows(self, user_id: int) -> bool:
+        if self.is_admin(user_id):
+            return True
+        if user_id not in self._decisions:
+            self._decisions[user_id] = await self._store.users.access_of(user_id)
+        decision = self._decisions[user_id]
+        if decision is not None:
+            return decision == "allowed"
+        return self._settings.allow_everyone or user_id in self._settings.allowed_ids
+
+    async def decide(self, user_id: int, access: Access, *, by: int) -> None:
+        """Persist an admin's decision (it survives restarts)."""
+        await self._store.users.set_access(user_id, access, by=by)
+        self._decisions[user_id] = access
+
+    async def seen(self, user_id: int, display_name: str | None, username: str | None) -> None:
+        """Create or refresh the user's row, once per process (it feeds /users)."""
+        if user_id not in self._seen:
+            await self._store.users.touch(
+                user_id, display_name=display_name, username=username, is_admin=self.is_admin(user_id)
+            )
+            self._seen.add(user_id)
+
+    def reload(self) -> int:
+        """Forget cached decisions so the next message re-reads them; how many were cached."""
+        count = len(self._decisions)
+        self._decisions.clear()
+        return count
+
+
+def is_addressed(message: Message, bot_username: str | None, bot_id: int) -> bool:
+    """In a group, whether the message is for us: a command, an @mention, or a reply to us."""
+    if message.chat.type == ChatType.PRIVATE:
+        return True
+    text = message.text or message.caption or ""
+    if text.startswith("/"):
+        command = text.split()[0]
+        return "@" not in command or (bot_username is not None and command.endswith(f"@{bot_username}"))
+    if bot_username and f"@{bot_username}".lower() in text.lower():
+        return True
+    replied = message.reply_to_message
+    return replied is not None and replied.from_user is not None and replied.from_user.id == bot_id
+
+
+class _Refusals:
+    """When each stranger was last refused (bounded: old entries are dropped)."""
+
+    def __init__(self) -> None:
+        self._last: dict[int, float] = {}
+
+    def due(self, user_id: int) -> bool:
+        now = time.monotonic()
+        if len(self._last) > 10_000:
+            self._last = {u: t for u, t in self._last.items() if now - t < REFUSAL_INTERVAL_S}
+        if now - self._last.get(user_id, -REFUSAL_INTERVAL_S) < REFUSAL_INTERVAL_S:
+            return False
+        self._last[user_id] = now
+        return True
+
+
+_refusals = _Refusals()
+
+
+async def _refuse(message: Message, user_id: int) -> None:
+    text = (
+        f"Sorry, this is a private assistant and you are not on its list. "
+        f"Your user id is {user_id}; an admin can let you in with /allow {user_id}."
+    )
+    try:
+        await message.reply_text(text, do_quote=False)
+    except TelegramError as exc:
+        log.warning("could not send a refusal: %s", exc)
+
+
+async def gate(update: Update, context: OmniContext) -> None:
+    """Let through only what we act on, from people who may use the bot; record it first."""
+    message = update.message
+    user = update.effective_user
+    if message is None or user is None or user.is_bot:
+        # Edits, channel posts, member changes, callback queries...: nothing to answer.
+        raise ApplicationHandlerStop
+    if not is_addressed(message, context.bot.username, context.bot.id):
+        raise ApplicationHandlerStop
+    deps = context.deps
+    if not await deps.access.allows(user.id):
+        log.info("refused update %s from a user who is not allowed", update.update_id)
+        if _refusals.due(user.id):
+            await _refuse(message, user.id)
+        raise ApplicationHandlerStop
+    ledger = deps.store.updates
+    await ledger.record(update.update_id, chat_id=message.chat.id, user_id=user.id, payload=update.to_dict())
+    if not await ledger.claim(update.update_id, deps.boot_id):
+        log.info("update %s was seen before; not answering it twice", update.update_id)
+        raise ApplicationHandlerStop
+    await deps.access.seen(user.id, user.full_name, user.username)

@@ -1,0 +1,79 @@
+"""build_application(): the PTB Application with every handler, wired the library's way."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from pydantic import SecretStr
+from telegram import Update
+from telegram.ext import (
+    Application,
+    CommandHandler,
+    ContextTypes,
+    MessageHandler,
+    TypeHandler,
+    filters,
+)
+from telegram.request import HTTPXRequest
+
+from bot import access, admin, chat, commands, errors
+from bot.context import BotDeps, OmniApplication, OmniContext
+
+# Long-poll timeout of getUpdates (seconds); the watchdog allows twice this plus a margin.
+POLL_TIMEOUT_S = 10.0
+
+
+class TrackedRequest(HTTPXRequest):
+    """The getUpdates connection; remembers when a call last succeeded, for the watchdog."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.last_ok = time.monotonic()
+
+    async def do_request(self, *args: Any, **kwargs: Any) -> tuple[int, bytes]:
+        status, body = await super().do_request(*args, **kwargs)
+        if status == 200:
+            self.last_ok = time.monotonic()
+        return status, body
+
+
+def build_application(token: SecretStr, api_url: str, deps: BotDeps) -> OmniApplication:
+    """The Application for ``token`` against the Bot API at ``api_url`` (real or a fake)."""
+    root = api_url.rstrip("/")
+    poll_request = TrackedRequest(connection_pool_size=1, read_timeout=5.0)
+    app: OmniApplication = (
+        Application.builder()
+        .token(token.get_secret_value())
+        .base_url(f"{root}/bot")
+        .base_file_url(f"{root}/file/bot")
+        .get_updates_request(poll_request)
+        .context_types(ContextTypes(context=OmniContext))
+        .build()
+    )
+    app.bot_data["deps"] = deps
+    app.bot_data["poll_request"] = poll_request
+    app.add_handler(TypeHandler(Update, access.gate), group=-1)
+    app.add_handler(CommandHandler(["start", "help"], commands.cmd_help))
+    app.add_handler(CommandHandler(["new", "reset"], commands.cmd_new))
+    app.add_handler(CommandHandler("stop", commands.cmd_stop))
+    app.add_handler(CommandHandler("usage", commands.cmd_usage))
+    app.add_handler(CommandHandler("status", admin.cmd_status))
+    app.add_handler(CommandHandler("allow", admin.cmd_allow))
+    app.add_handler(CommandHandler("deny", admin.cmd_deny))
+    app.add_handler(CommandHandler("users", admin.cmd_users))
+    app.add_handler(CommandHandler("model", admin.cmd_model))
+    app.add_handler(CommandHandler("reload", admin.cmd_reload))
+    app.add_handler(MessageHandler(filters.COMMAND, commands.on_unknown_command))
+    app.add_handler(MessageHandler(filters.TEXT, chat.on_text))
+    app.add_handler(MessageHandler(~filters.TEXT, chat.on_media))
+    app.add_handler(TypeHandler(Update, chat.on_handled), group=1)
+    app.add_error_handler(errors.on_error)
+    return app
+
+
+def tracked_request(app: OmniApplication) -> TrackedRequest:
+    """The getUpdates request object of ``app`` (what the watchdog watches)."""
+    request = app.bot_data["poll_request"]
+    assert isinstance(request, TrackedRequest)
+    return request

@@ -1,0 +1,210 @@
+"""Conversations: one worker per chat, so chats run side by side and each keeps its order.
+
+A handler never waits for the LLM: it queues a job on its chat's worker and returns, so PTB
+moves on to the next update (another chat's, or a /stop). The worker runs that chat's jobs one
+at a time, in arrival order, each as its own task so /stop can cancel the reply being worked on.
+Workers exist only while their chat has work, and each queue is bounded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from telegram import Bot, Update
+from telegram.constants import ChatAction, ChatType
+from telegram.error import TelegramError
+
+from agent import Turn
+from bot import delivery, format
+from bot.context import OmniContext
+from memory.updates import UpdateLedger
+from omni.errors import OmniError
+
+log = logging.getLogger(__name__)
+
+TYPING_EVERY_S = 4.0
+MAX_QUEUED_PER_CHAT = 20
+NO_ANSWER = "(I have no answer to that.)"
+MEDIA_NOTICE = "I can only read text for now. Please write your message as text."
+BUSY_NOTICE = "I'm still working through your earlier messages; please wait a moment before sending more."
+
+Work = Callable[[], Awaitable[None]]
+
+
+@dataclass(slots=True)
+class Job:
+    """One unit of a chat's work: answering a message, or a command that must keep order."""
+
+    update: Update
+    work: Work
+
+
+@dataclass(slots=True)
+class _Worker:
+    jobs: deque[Job] = field(default_factory=deque)
+    task: asyncio.Task[None] | None = None
+    current: asyncio.Task[None] | None = None
+    stopped: bool = False  # the current job was cancelled by /stop (not by shutdown)
+
+
+class ChatRouter:
+    """The per-chat workers of this process."""
+
+    def __init__(self, ledger: UpdateLedger, on_failure: Callable[[Update, BaseException], Awaitable[None]]) -> None:
+        self._ledger = ledger
+        self._workers: dict[int, _Worker] = {}
+        self.queued_ids: set[int] = set()  # updates whose job closes them in the ledger
+        self._latest_message: dict[int, int] = {}  # newest incoming message id per chat
+        self._on_failure = on_failure
+        self._closing = False
+
+    def note_incoming(self, chat_id: int, message_id: int) -> None:
+        self._latest_message[chat_id] = max(message_id, self._latest_message.get(chat_id, 0))
+
+    def newer_than(self, chat_id: int, message_id: int) -> bool:
+        """Whether messages arrived in the chat after ``message_id`` (then we quote it)."""
+        return self._latest_message.get(chat_id, 0) > message_id
+
+    def submit(self, chat_id: int, job: Job) -> bool:
+        """Queue ``job`` behind the chat's earlier work; False when the chat's queue is full."""
+        worker = self._workers.setdefault(chat_id, _Worker())
+        if len(worker.jobs) >= MAX_QUEUED_PER_CHAT or self._closing:
+            return False
+        worker.jobs.append(job)
+        self.queued_ids.add(job.update.update_id)
+        if worker.task is None:
+            worker.task = asyncio.create_task(self._run(chat_id, worker), name=f"chat-{chat_id}")
+        return True
+
+    async def _run(self, chat_id: int, worker: _Worker) -> None:
+        try:
+            while worker.jobs:
+                job = worker.jobs.popleft()
+                worker.stopped = False
+                worker.current = asyncio.create_task(job.work())
+                try:
+                    await worker.current
+                except asyncio.CancelledError:
+                    if not worker.stopped:
+                        raise  # shutdown, not /stop: the update stays open and is replayed
+                    await self._ledger.finish(job.update.update_id, "ignored", error="stopped")
+                except Exception as exc:  # supervisor: one job's failure must not kill the chat
+                    await self._on_failure(job.update, exc)
+                    await self._ledger.finish(job.update.update_id, "failed", error=type(exc).__name__)
+                finally:
+                    worker.current = None
+                    self.queued_ids.discard(job.update.update_id)
+        finally:
+            if worker.current is not None:
+                worker.current.cancel()
+            self._workers.pop(chat_id, None)
+            self._latest_message.pop(chat_id, None)
+
+    def stop(self, chat_id: int) -> bool:
+        """Cancel the job being worked on in the chat; False when there is none."""
+        worker = self._workers.get(chat_id)
+        if worker is None or worker.current is None or worker.current.done():
+            return False
+        worker.stopped = True
+        worker.current.cancel()
+        return True
+
+    def busy(self) -> int:
+        return sum(len(w.jobs) + (w.current is not None) for w in self._workers.values())
+
+    async def drain(self, timeout: float) -> None:
+        """Let queued and running jobs finish for up to ``timeout`` s, then cancel the rest."""
+        self._closing = True
+        tasks = [w.task for w in self._workers.values() if w.task is not None]
+        if not tasks:
+            return
+        _, pending = await asyncio.wait(tasks, timeout=timeout)
+        for task in pending:
+            task.cancel()
+        if pending:
+            log.warning("cancelled %d chats still working at shutdown; they are replayed at start", len(pending))
+            await asyncio.wait(pending, timeout=2)
+
+
+async def _keep_typing(bot: Bot, chat_id: int) -> None:
+    while True:
+        with contextlib.suppress(TelegramError):
+            await bot.send_chat_action(chat_id, ChatAction.TYPING)
+        await asyncio.sleep(TYPING_EVERY_S)
+
+
+async def _answer(update: Update, context: OmniContext, text: str) -> None:
+    """Ask the agent, send its reply, and close the update in the ledger."""
+    message, user = update.message, update.effective_user
+    assert message is not None and user is not None  # the gate lets only messages with a sender in
+    deps = context.deps
+    chat_id = message.chat.id
+    turn = Turn(
+        session_key=f"tg:{chat_id}", text=text, user_id=user.id, user_name=user.full_name,
+        is_admin=deps.access.is_admin(user.id), telegram_chat_id=chat_id,
+        update_id=update.update_id, message_id=message.message_id,
+    )
+    typing = asyncio.create_task(_keep_typing(context.bot, chat_id))
+    try:
+        reply = await deps.agent.reply(turn)
+    except OmniError as exc:
+        log.warning("update %s: %r", update.update_id, exc)
+        typing.cancel()
+        await delivery.send_text(context.bot, chat_id, exc.user_message)
+        await deps.store.updates.finish(update.update_id, "failed", error=type(exc).__name__)
+        return
+    finally:
+        typing.cancel()
+    quote = message.message_id if deps.chats.newer_than(chat_id, message.message_id) else None
+    chunks = format.render(reply.text) or [NO_ANSWER]
+    sent = await delivery.send_chunks(context.bot, chat_id, chunks, reply_to=quote)
+    if reply.message_id is not None:
+        await deps.store.conversations.set_sent_ids(reply.message_id, sent)
+    await deps.store.updates.finish(update.update_id, "answered")
+
+
+def _text_for_agent(update: Update, bot_username: str | None) -> str:
+    message = update.message
+    assert message is not None
+    text = message.text or ""
+    if message.chat.type != ChatType.PRIVATE and bot_username:
+        text = text.replace(f"@{bot_username}", "").strip()
+    return text
+
+
+async def on_text(update: Update, context: OmniContext) -> None:
+    """A text message: queue the answer behind the chat's earlier messages."""
+    message = update.message
+    assert message is not None
+    text = _text_for_agent(update, context.bot.username)
+    if not text.strip():
+        return
+    await enqueue(update, context, lambda: _answer(update, context, text))
+
+
+async def enqueue(update: Update, context: OmniContext, work: Work) -> None:
+    """Run ``work`` in the chat's order; a full queue gets a short notice instead."""
+    message = update.message
+    assert message is not None
+    chats = context.deps.chats
+    chats.note_incoming(message.chat.id, message.message_id)
+    if not chats.submit(message.chat.id, Job(update, work)):
+        await delivery.send_text(context.bot, message.chat.id, BUSY_NOTICE, reply_to=message.message_id)
+
+
+async def on_media(update: Update, context: OmniContext) -> None:
+    """Photos, voice, stickers, documents...: in private chats, say we read text only."""
+    message = update.message
+    if message is not None and message.chat.type == ChatType.PRIVATE:
+        await delivery.send_text(context.bot, message.chat.id, MEDIA_NOTICE)
+
+
+async def on_handled(update: Update, context: OmniContext) -> None:
+    """Group 1, after the handlers: close updates answered on the spot (not queued ones)."""
+    if update.update_id not in context.deps.chats.queued_ids:
+        await context.deps.store.updates.finish(update.update_id, "answered")

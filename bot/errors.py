@@ -1,0 +1,35 @@
+"""on_error(): the one place an unexpected exception becomes words for the user."""
+
+from __future__ import annotations
+
+import logging
+
+from telegram import Update
+from telegram.error import TelegramError
+from telegram.ext import ContextTypes
+
+from bot import delivery
+from omni.errors import OmniError
+
+log = logging.getLogger(__name__)
+
+
+async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Log the error with its update id, then answer the user with one plain sentence."""
+    err = context.error
+    update_id = update.update_id if isinstance(update, Update) else None
+    if isinstance(err, OmniError):
+        log.warning("update %s: handled error: %r", update_id, err)
+        text = err.user_message
+    elif isinstance(err, TelegramError):
+        # Telegram refused or failed a call; telling the user would most likely fail too.
+        log.error("update %s: Telegram error: %s", update_id, err)
+        return
+    else:
+        log.error("update %s: unhandled error", update_id, exc_info=err)
+        text = OmniError.user_message
+    if isinstance(update, Update) and update.effective_chat is not None:
+        try:
+            await delivery.send_text(context.bot, update.effective_chat.id, text)
+        except TelegramError as exc:
+            log.error("update %s: could not tell the user about the error: %s", update_id, exc)

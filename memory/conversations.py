@@ -1,0 +1,191 @@
+"""Chats, their sessions, and the messages in them.
+
+A chat (``tg:<id>``, ``cli:<name>``, ...) has one current session; ``new_session`` opens a
+fresh one and keeps the old. ``window`` returns the newest messages that fit a token budget,
+starting at a user message so tool results never lose the call they answer.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from memory.models import Chat, Message, Session
+from memory.types import NewMessage, SessionRef, StoredMessage
+
+# Read in pages when walking back through a long session.
+_PAGE = 200
+
+
+def _stored(row: Message) -> StoredMessage:
+    return StoredMessage(
+        id=row.id,
+        session_id=row.session_id,
+        role=row.role,  # type: ignore[arg-type]
+        content=row.content,
+        tokens=row.tokens,
+        created_at=row.created_at,
+        user_id=row.user_id,
+        tool_calls=row.tool_calls,
+        tool_call_id=row.tool_call_id,
+        tool_name=row.tool_name,
+        telegram_update_id=row.telegram_update_id,
+        telegram_message_id=row.telegram_message_id,
+    )
+
+
+def _row(session_id: int, msg: NewMessage) -> Message:
+    return Message(
+        session_id=session_id,
+        user_id=msg.user_id,
+        role=msg.role,
+        content=msg.content,
+        tool_calls=msg.tool_calls,
+        tool_call_id=msg.tool_call_id,
+        tool_name=msg.tool_name,
+        tokens=msg.tokens,
+        prompt_tokens=msg.prompt_tokens,
+        completion_tokens=msg.completion_tokens,
+        telegram_update_id=msg.telegram_update_id,
+        telegram_message_id=msg.telegram_message_id,
+    )
+
+
+class Conversations:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+
+    async def current(
+        self, key: str, *, telegram_chat_id: int | None = None, owner_id: int | None = None
+    ) -> SessionRef:
+        """The chat's current session, creating the chat and a first session if needed."""
+        async with self._sessions.begin() as db:
+            chat = await db.scalar(select(Chat).where(Chat.key == key))
+            if chat is None:
+                chat = Chat(key=key, telegram_chat_id=telegram_chat_id, owner_id=owner_id)
+                db.add(chat)
+                await db.flush()
+            if chat.current_session_id is None:
+                session = Session(chat_id=chat.id)
+                db.add(session)
+                await db.flush()
+                chat.current_session_id = session.id
+            return SessionRef(chat_id=chat.id, session_id=chat.current_session_id, key=key)
+
+    async def new_session(self, key: str, *, telegram_chat_id: int | None = None) -> SessionRef:
+        """Close the current session (it stays stored) and open a fresh one."""
+        ref = await self.current(key, telegram_chat_id=telegram_chat_id)
+        async with self._sessions.begin() as db:
+            old = await db.get(Session, ref.session_id)
+            if old is not None:
+                old.closed_at = datetime.now(UTC)
+            fresh = Session(chat_id=ref.chat_id)
+            db.add(fresh)
+            await db.flush()
+            chat = await db.get(Chat, ref.chat_id)
+            assert chat is not None  # created by current() above
+            chat.current_session_id = fresh.id
+            return SessionRef(chat_id=ref.chat_id, session_id=fresh.id, key=key)
+
+    async def append(self, session_id: int, *messages: NewMessage) -> list[int]:
+        """Append messages in one transaction; returns their ids in order."""
+        async with self._sessions.begin() as db:
+            rows = [_row(session_id, m) for m in messages]
+            db.add_all(rows)
+            await db.flush()
+            return [r.id for r in rows]
+
+    async def find_by_update(self, session_id: int, update_id: int) -> StoredMessage | None:
+        """The user message that came from this Telegram update, if it was stored already."""
+        async with self._sessions() as db:
+            row = await db.scalar(
+                select(Message)
+                .where(Message.session_id == session_id, Message.telegram_update_id == update_id)
+                .order_by(Message.id)
+                .limit(1)
+            )
+            return None if row is None else _stored(row)
+
+    async def after(self, session_id: int, message_id: int) -> list[StoredMessage]:
+        """Messages stored after ``message_id`` in the session (e.g. the reply to it)."""
+        async with self._sessions() as db:
+            rows = await db.scalars(
+                select(Message)
+                .where(Message.session_id == session_id, Message.id > message_id)
+                .order_by(Message.id)
+            )
+            return [_stored(r) for r in rows]
+
+    async def set_sent_ids(self, message_id: int, sent: list[int]) -> None:
+        """Remember which Telegram messages carried our reply."""
+        async with self._sessions.begin() as db:
+            row = await db.get(Message, message_id)
+            if row is not None:
+                row.sent_message_ids = list(sent)
+
+    async def window(
+        self, session_id: int, token_budget: int, max_messages: int = 400
+    ) -> list[StoredMessage]:
+        """The newest messages whose ``tokens`` sum fits ``token_budget``, oldest first.
+
+        The window starts at a user message, so it never opens with a tool result or an
+        assistant tool call whose results were cut off. The newest message is always included.
+        """
+        picked: list[StoredMessage] = []
+        used = 0
+        before: int | None = None
+        async with self._sessions() as db:
+            while len(picked) < max_messages:
+                query = select(Message).where(Message.session_id == session_id)
+                if before is not None:
+                    query = query.where(Message.id < before)
+                rows = list(await db.scalars(query.order_by(Message.id.desc()).limit(_PAGE)))
+                if not rows:
+                    break
+                for row in rows:
+                    if picked and used + row.tokens > token_budget:
+                        return _trim_to_user_start(picked[::-1])
+                    picked.append(_stored(row))
+                    used += row.tokens
+                    if len(picked) >= max_messages:
+                        break
+                before = rows[-1].id
+        return _trim_to_user_start(picked[::-1])
+
+    async def messages(self, session_id: int) -> list[StoredMessage]:
+        async with self._sessions() as db:
+            rows = await db.scalars(
+                select(Message).where(Message.session_id == session_id).order_by(Message.id)
+            )
+            return [_stored(r) for r in rows]
+
+    async def stats(self) -> dict[str, Any]:
+        """Counts for /status: chats, sessions, messages, and messages since midnight UTC."""
+        midnight = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        async with self._sessions() as db:
+            chats = await db.scalar(select(func.count()).select_from(Chat))
+            sessions = await db.scalar(select(func.count()).select_from(Session))
+            messages = await db.scalar(select(func.count()).select_from(Message))
+            today = await db.scalar(
+                select(func.count())
+                .select_from(Message)
+                .where(Message.created_at >= midnight.replace(tzinfo=None))
+            )
+        return {
+            "chats": chats or 0,
+            "sessions": sessions or 0,
+            "messages": messages or 0,
+            "messages_today": today or 0,
+        }
+
+
+def _trim_to_user_start(messages: list[StoredMessage]) -> list[StoredMessage]:
+    for i, msg in enumerate(messages):
+        if msg.role == "user":
+            return messages[i:]
+    # No user message fits: keep the newest message alone rather than nothing (unless it is a
+    # dangling tool result, which a provider would reject).
+    return [m for m in messages[-1:] if m.role != "tool"]

@@ -1,0 +1,169 @@
+"""ORM tables. Rows never leave ``memory``: public functions return dataclasses (types.py).
+
+Portable SQLAlchemy types only; SQLite-specific pieces (FTS5, pragmas) live in ``db.py`` and
+the migrations, so the same models can run on PostgreSQL later.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    func,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+def _now() -> Mapped[datetime]:
+    return mapped_column(DateTime(timezone=True), server_default=func.now(), nullable=False)
+
+
+class User(Base):
+    """A Telegram user we have seen (only after the access gate let them through) or ruled on."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    display_name: Mapped[str | None] = mapped_column(String(256))
+    username: Mapped[str | None] = mapped_column(String(64))
+    role: Mapped[str] = mapped_column(String(16), default="user", server_default="user")
+    # "allowed" / "denied" by an admin in chat; NULL: only the environment decides.
+    access: Mapped[str | None] = mapped_column(String(16))
+    access_by: Mapped[int | None] = mapped_column(BigInteger)
+    access_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = _now()
+    last_seen_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Chat(Base):
+    """A place a conversation happens: a Telegram chat, an `omni chat` name, a gateway session."""
+
+    __tablename__ = "chats"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(128), unique=True)  # "tg:<chat id>", "cli:<name>", ...
+    telegram_chat_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    # The session new messages go to; /new points it at a fresh one and the old ones stay.
+    current_session_id: Mapped[int | None] = mapped_column(
+        ForeignKey("sessions.id", ondelete="SET NULL", use_alter=True, name="fk_chats_current_session")
+    )
+    created_at: Mapped[datetime] = _now()
+
+
+class Session(Base):
+    __tablename__ = "sessions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    chat_id: Mapped[int] = mapped_column(ForeignKey("chats.id", ondelete="CASCADE"), index=True)
+    title: Mapped[str | None] = mapped_column(String(256))
+    created_at: Mapped[datetime] = _now()
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Message(Base):
+    """One entry of a session in the provider's chat format (user, assistant, tool)."""
+
+    __tablename__ = "messages"
+    __table_args__ = (
+        Index("ix_messages_session_id_id", "session_id", "id"),
+        Index("ix_messages_update_id", "telegram_update_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"))
+    user_id: Mapped[int | None] = mapped_column(BigInteger)
+    role: Mapped[str] = mapped_column(String(16))
+    content: Mapped[str | None] = mapped_column(Text)
+    tool_calls: Mapped[list[Any] | None] = mapped_column(JSON)  # assistant's function calls
+    tool_call_id: Mapped[str | None] = mapped_column(String(128))  # a tool result answers this call
+    tool_name: Mapped[str | None] = mapped_column(String(128))
+    tokens: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # size in the window
+    prompt_tokens: Mapped[int | None] = mapped_column(Integer)
+    completion_tokens: Mapped[int | None] = mapped_column(Integer)
+    telegram_update_id: Mapped[int | None] = mapped_column(BigInteger)  # the update it came from
+    telegram_message_id: Mapped[int | None] = mapped_column(BigInteger)  # the user's message
+    sent_message_ids: Mapped[list[Any] | None] = mapped_column(JSON)  # our reply's messages
+    created_at: Mapped[datetime] = _now()
+
+
+class InboundUpdate(Base):
+    """Ledger of Telegram updates: de-duplication and resume after a crash.
+
+    status: received -> processing (claimed by one process, ``claimed_by``) -> answered | failed
+    | ignored. The raw update is kept until answered so a crash can be replayed.
+    """
+
+    __tablename__ = "updates"
+    __table_args__ = (Index("ix_updates_status", "status"),)
+
+    update_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    chat_id: Mapped[int | None] = mapped_column(BigInteger)
+    user_id: Mapped[int | None] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(16), default="received", server_default="received")
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    payload: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    error: Mapped[str | None] = mapped_column(Text)
+    received_at: Mapped[datetime] = _now()
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Episode(Base):
+    """A unit of episodic memory; ``q`` is its learned utility, nudged by feedback."""
+
+    __tablename__ = "episodes"
+    __table_args__ = (Index("ix_episodes_user_id_created_at", "user_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    owner_key: Mapped[str | None] = mapped_column(String(128), index=True)  # non-Telegram owners
+    session_id: Mapped[int | None] = mapped_column(ForeignKey("sessions.id", ondelete="SET NULL"))
+    text: Mapped[str] = mapped_column(Text)
+    q: Mapped[float] = mapped_column(Float, default=0.5, server_default="0.5")
+    recall_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    last_recalled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    meta: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    embedding: Mapped[list[Any] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = _now()
+
+
+class Usage(Base):
+    """One LLM call: what it cost and how long it took."""
+
+    __tablename__ = "usage"
+    __table_args__ = (Index("ix_usage_user_id_created_at", "user_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int | None] = mapped_column(BigInteger)
+    session_id: Mapped[int | None] = mapped_column(ForeignKey("sessions.id", ondelete="SET NULL"))
+    model: Mapped[str] = mapped_column(String(128))
+    prompt_tokens: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    completion_tokens: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    cost: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    latency_ms: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    created_at: Mapped[datetime] = _now()
+
+
+class KeyValue(Base):
+    """Small persisted runtime state (e.g. the model an admin switched to with /model)."""
+
+    __tablename__ = "kv"
+
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    value: Mapped[Any] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = _now()

@@ -1,0 +1,51 @@
+"""The Store: one engine, one session factory, and the repositories built on them."""
+
+from __future__ import annotations
+
+from types import TracebackType
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from memory.conversations import Conversations
+from memory.db import create_engine, create_sessionmaker, sqlite_path
+from memory.kv import KeyValues
+from memory.updates import UpdateLedger
+from memory.usage import UsageLog
+from memory.users import Users
+
+
+class Store:
+    """Owns the database connection pool; use as ``async with open_store(url) as store``."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self.sessions: async_sessionmaker[AsyncSession] = create_sessionmaker(engine)
+        self.users = Users(self.sessions)
+        self.conversations = Conversations(self.sessions)
+        self.updates = UpdateLedger(self.sessions)
+        self.usage = UsageLog(self.sessions)
+        self.kv = KeyValues(self.sessions)
+
+    def database_bytes(self) -> int | None:
+        """Size on disk of an SQLite database (with its WAL), None elsewhere."""
+        path = sqlite_path(str(self.engine.url))
+        if path is None or not path.exists():
+            return None
+        wal = path.with_name(path.name + "-wal")
+        return path.stat().st_size + (wal.stat().st_size if wal.exists() else 0)
+
+    async def aclose(self) -> None:
+        await self.engine.dispose()
+
+    async def __aenter__(self) -> Store:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+
+def open_store(url: str) -> Store:
+    """A Store on ``url``; the schema must already be migrated (``memory.migrate``)."""
+    return Store(create_engine(url))

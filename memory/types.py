@@ -1,0 +1,116 @@
+"""Dataclasses that cross the package boundary (ORM rows never do)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+Role = Literal["system", "user", "assistant", "tool"]
+Access = Literal["allowed", "denied"]
+UpdateStatus = Literal["received", "processing", "answered", "failed", "ignored"]
+
+
+@dataclass(frozen=True, slots=True)
+class UserRecord:
+    id: int
+    display_name: str | None
+    username: str | None
+    role: str
+    access: Access | None
+    access_by: int | None
+    access_at: datetime | None
+    created_at: datetime
+    last_seen_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class NewMessage:
+    """A message to append to a session."""
+
+    role: Role
+    content: str | None
+    tokens: int = 0
+    user_id: int | None = None
+    tool_calls: list[dict[str, Any]] | None = None
+    tool_call_id: str | None = None
+    tool_name: str | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    telegram_update_id: int | None = None
+    telegram_message_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMessage:
+    id: int
+    session_id: int
+    role: Role
+    content: str | None
+    tokens: int
+    created_at: datetime
+    user_id: int | None = None
+    tool_calls: list[dict[str, Any]] | None = None
+    tool_call_id: str | None = None
+    tool_name: str | None = None
+    telegram_update_id: int | None = None
+    telegram_message_id: int | None = None
+
+    def to_llm(self) -> dict[str, Any]:
+        """The message in OpenAI chat format (what litellm takes)."""
+        out: dict[str, Any] = {"role": self.role, "content": self.content}
+        if self.tool_calls:
+            out["tool_calls"] = self.tool_calls
+        if self.role == "tool":
+            out["tool_call_id"] = self.tool_call_id
+            if self.tool_name:
+                out["name"] = self.tool_name
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRef:
+    """Where a chat's messages currently go."""
+
+    chat_id: int
+    session_id: int
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class PendingUpdate:
+    update_id: int
+    chat_id: int | None
+    user_id: int | None
+    payload: dict[str, Any] | None
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class UsageRecord:
+    model: str
+    prompt_tokens: int
+    completion_tokens: int
+    cost: float = 0.0
+    latency_ms: float = 0.0
+    user_id: int | None = None
+    session_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UsageTotals:
+    calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class StoreStats:
+    users: int
+    chats: int
+    sessions: int
+    messages: int
+    messages_today: int
+    database_bytes: int | None = None
+    extra: dict[str, int] = field(default_factory=dict)

@@ -1,0 +1,46 @@
+"""Per-call LLM usage: tokens, cost, latency."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from memory.models import Usage
+from memory.types import UsageRecord, UsageTotals
+
+
+class UsageLog:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+
+    async def record(self, usage: UsageRecord) -> None:
+        async with self._sessions.begin() as db:
+            db.add(
+                Usage(
+                    user_id=usage.user_id,
+                    session_id=usage.session_id,
+                    model=usage.model,
+                    prompt_tokens=usage.prompt_tokens,
+                    completion_tokens=usage.completion_tokens,
+                    cost=usage.cost,
+                    latency_ms=usage.latency_ms,
+                )
+            )
+
+    async def totals(self, user_id: int | None = None, since: datetime | None = None) -> UsageTotals:
+        """Sum over all calls, or one user's, optionally since a moment (naive UTC)."""
+        query = select(
+            func.count(),
+            func.coalesce(func.sum(Usage.prompt_tokens), 0),
+            func.coalesce(func.sum(Usage.completion_tokens), 0),
+            func.coalesce(func.sum(Usage.cost), 0.0),
+        )
+        if user_id is not None:
+            query = query.where(Usage.user_id == user_id)
+        if since is not None:
+            query = query.where(Usage.created_at >= since)
+        async with self._sessions() as db:
+            calls, prompt, completion, cost = (await db.execute(query)).one()
+        return UsageTotals(int(calls), int(prompt), int(completion), float(cost))

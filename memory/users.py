@@ -1,0 +1,84 @@
+"""Users and the access decisions admins make in chat (/allow, /deny)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from memory.models import User
+from memory.types import Access, UserRecord
+
+
+def _record(row: User) -> UserRecord:
+    access: Access | None = row.access if row.access in ("allowed", "denied") else None  # type: ignore[assignment]
+    return UserRecord(
+        id=row.id,
+        display_name=row.display_name,
+        username=row.username,
+        role=row.role,
+        access=access,
+        access_by=row.access_by,
+        access_at=row.access_at,
+        created_at=row.created_at,
+        last_seen_at=row.last_seen_at,
+    )
+
+
+class Users:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+
+    async def get(self, user_id: int) -> UserRecord | None:
+        async with self._sessions() as db:
+            row = await db.get(User, user_id)
+            return None if row is None else _record(row)
+
+    async def access_of(self, user_id: int) -> Access | None:
+        """The admin's in-chat decision for this user, if any (the hot path of the access gate)."""
+        async with self._sessions() as db:
+            value = await db.scalar(select(User.access).where(User.id == user_id))
+            return value if value in ("allowed", "denied") else None  # type: ignore[return-value]
+
+    async def touch(
+        self, user_id: int, *, display_name: str | None, username: str | None, is_admin: bool
+    ) -> UserRecord:
+        """Create or refresh a user the gate let through."""
+        async with self._sessions.begin() as db:
+            row = await db.get(User, user_id)
+            if row is None:
+                row = User(id=user_id)
+                db.add(row)
+            row.display_name = display_name
+            row.username = username
+            row.role = "admin" if is_admin else "user"
+            row.last_seen_at = datetime.now(UTC)
+            await db.flush()
+            await db.refresh(row)
+            return _record(row)
+
+    async def set_access(self, user_id: int, access: Access, *, by: int) -> UserRecord:
+        """Persist an admin's /allow or /deny; it survives restarts and beats the env allow list."""
+        async with self._sessions.begin() as db:
+            row = await db.get(User, user_id)
+            if row is None:
+                row = User(id=user_id)
+                db.add(row)
+            row.access = access
+            row.access_by = by
+            row.access_at = datetime.now(UTC)
+            await db.flush()
+            await db.refresh(row)
+            return _record(row)
+
+    async def list(self, limit: int = 200) -> list[UserRecord]:
+        async with self._sessions() as db:
+            rows = await db.scalars(
+                select(User).order_by(User.last_seen_at.desc().nulls_last(), User.id).limit(limit)
+            )
+            return [_record(r) for r in rows]
+
+    async def count(self) -> int:
+        async with self._sessions() as db:
+            return int(await db.scalar(select(func.count()).select_from(User)) or 0)

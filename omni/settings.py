@@ -1,0 +1,197 @@
+"""Every ``OMNI_*`` setting, read once from the environment and ``.env``.
+
+The CLI builds one :class:`Settings` with :func:`load_settings` and passes it down; no other
+module reads ``os.environ`` for ``OMNI_*`` names. A bad value becomes :class:`SettingsError`
+whose message is one line naming the variable, which the CLI prints before exiting with 2.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from omni.errors import SettingsError
+
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+
+# Async drivers the store can run on; anything else would fail later with a worse message.
+ASYNC_DRIVERS = ("sqlite+aiosqlite", "postgresql+asyncpg")
+
+
+def _split_ids(value: object) -> object:
+    """Parse ``"1, 2,3"`` into a frozenset of ints; ``*`` is handled by the model validator."""
+    if isinstance(value, str):
+        ids: set[int] = set()
+        for part in value.split(","):
+            part = part.strip()
+            if not part or part == "*":
+                continue
+            try:
+                ids.add(int(part))
+            except ValueError:
+                raise ValueError(f"{part!r} is not a numeric Telegram user id") from None
+        return frozenset(ids)
+    return value
+
+
+class Settings(BaseSettings):
+    """The contract's settings (CONTRACT.md) plus a few tuning knobs of our own."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="OMNI_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        frozen=True,
+    )
+
+    telegram_token: SecretStr | None = None
+    telegram_api_url: str = "https://api.telegram.org"
+    llm_model: str | None = None
+    llm_api_base: str | None = None
+    llm_api_key: SecretStr | None = None
+    database_url: str = ""
+    data_dir: Path = Path("data")
+    workspace: Path = Path()
+    admin_ids: Annotated[frozenset[int], NoDecode] = frozenset()
+    allowed_ids: Annotated[frozenset[int], NoDecode] = frozenset()
+    allow_everyone: bool = Field(default=False, exclude=True)
+    mcp_config: Path | None = None
+    skills_dirs: Annotated[tuple[Path, ...], NoDecode] = ()
+    shell_enabled: bool = False
+    log_level: LogLevel = "INFO"
+    gateway_token: SecretStr | None = None
+    telegram_webhook_url: str | None = None
+    telegram_webhook_listen: str = "127.0.0.1:8443"
+    telegram_webhook_secret: SecretStr | None = None
+    embedding_model: str | None = None
+
+    # Tuning knobs (not in the contract; safe defaults).
+    history_tokens: int = Field(default=12_000, ge=500)
+    max_tool_rounds: int = Field(default=20, ge=1, le=200)
+    tool_timeout: float = Field(default=60.0, gt=0)
+    llm_timeout: float = Field(default=120.0, gt=0)
+    web_allow_private: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _star_allows_everyone(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            raw = data.get("allowed_ids")
+            if isinstance(raw, str) and "*" in {p.strip() for p in raw.split(",")}:
+                data = {**data, "allow_everyone": True}
+        return data
+
+    @field_validator("admin_ids", "allowed_ids", mode="before")
+    @classmethod
+    def _parse_ids(cls, value: object) -> object:
+        return _split_ids(value)
+
+    @field_validator("skills_dirs", mode="before")
+    @classmethod
+    def _split_paths(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(Path(p).expanduser() for p in value.split(os.pathsep) if p.strip())
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: object) -> object:
+        return value.strip().upper() if isinstance(value, str) else value
+
+    @field_validator("telegram_api_url")
+    @classmethod
+    def _check_api_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value.rstrip("/")
+
+    @field_validator("telegram_webhook_url")
+    @classmethod
+    def _check_webhook_url(cls, value: str | None) -> str | None:
+        if value and not value.startswith("https://"):
+            raise ValueError("must be a public https:// URL")
+        return value or None
+
+    @field_validator("telegram_webhook_listen")
+    @classmethod
+    def _check_listen(cls, value: str) -> str:
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError("must be host:port, e.g. 127.0.0.1:8443")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str) -> str:
+        if not value:
+            return value
+        scheme, sep, rest = value.partition("://")
+        if not sep:
+            raise ValueError("is not a database URL (expected e.g. sqlite+aiosqlite:///data/omni.db)")
+        if scheme not in ASYNC_DRIVERS:
+            raise ValueError(f"driver {scheme!r} is not supported; use one of {', '.join(ASYNC_DRIVERS)}")
+        if scheme.startswith("sqlite") and not rest.startswith("/"):
+            raise ValueError("an SQLite URL needs three slashes: sqlite+aiosqlite:///path/to/omni.db")
+        return value
+
+    @field_validator("mcp_config")
+    @classmethod
+    def _check_mcp_config(cls, value: Path | None) -> Path | None:
+        if value is None or str(value) == "":
+            return None
+        path = value.expanduser().resolve()
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ValueError(f"cannot read {path}: {exc.strerror or exc}") from None
+        try:
+            json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path} is not valid JSON (line {exc.lineno}: {exc.msg})") from None
+        return path
+
+    @model_validator(mode="after")
+    def _derive_paths(self) -> Settings:
+        # frozen=True: derived values are set through object.__setattr__ once, here.
+        data_dir = self.data_dir.expanduser().resolve()
+        object.__setattr__(self, "data_dir", data_dir)
+        workspace = self.workspace if str(self.workspace) not in ("", ".") else data_dir / "workspace"
+        object.__setattr__(self, "workspace", workspace.expanduser().resolve())
+        object.__setattr__(self, "skills_dirs", tuple(p.resolve() for p in self.skills_dirs))
+        if not self.database_url:
+            object.__setattr__(self, "database_url", f"sqlite+aiosqlite:///{data_dir / 'omni.db'}")
+        return self
+
+    def is_allowed(self, user_id: int) -> bool:
+        """Whether the environment alone lets this user chat (admins always may)."""
+        return self.allow_everyone or user_id in self.admin_ids or user_id in self.allowed_ids
+
+    def secrets(self) -> list[str]:
+        """Every configured secret value, for the log redaction filter."""
+        values = [self.telegram_token, self.llm_api_key, self.gateway_token, self.telegram_webhook_secret]
+        return [v.get_secret_value() for v in values if v is not None and v.get_secret_value()]
+
+    def require(self, *names: str) -> None:
+        """Fail with a :class:`SettingsError` when a setting a command needs is unset."""
+        for name in names:
+            value = getattr(self, name)
+            if value is None or (isinstance(value, SecretStr) and not value.get_secret_value()):
+                raise SettingsError(f"OMNI_{name.upper()}: is required by this command but not set")
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build :class:`Settings`, turning a validation failure into a one-line :class:`SettingsError`."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = str(err["loc"][0]) if err["loc"] else ""
+        name = f"OMNI_{field.upper()}" if field else "settings"
+        message = str(err["msg"]).removeprefix("Value error, ")
+        raise SettingsError(f"{name}: {message}") from None

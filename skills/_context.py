@@ -1,0 +1,74 @@
+"""What every skill tool receives: the server's settings slice and who is calling.
+
+The server lifespan yields one :class:`SkillsContext`; tools read it as
+``ctx.request_context.lifespan_context``. The caller (a Telegram user when the agent calls,
+nobody when an IDE does) travels in the request's ``_meta`` and is resolved here, once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeAlias
+
+import anyio
+from mcp.server.mcpserver import Context
+
+from skills._tool import SkillError
+
+USER_ID_KEY = "omni/user_id"
+IS_ADMIN_KEY = "omni/is_admin"
+
+
+@dataclass(frozen=True, slots=True)
+class SkillsContext:
+    """Server-wide state the tools share; built once from Settings."""
+
+    workspace: Path
+    shell_enabled: bool = False
+    web_allow_private: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who made the request: ``user_id`` is None for an IDE or other local client."""
+
+    user_id: int | None = None
+    is_admin: bool = False
+
+    @property
+    def unrestricted(self) -> bool:
+        """IDEs and admins see the whole workspace."""
+        return self.user_id is None or self.is_admin
+
+
+ToolContext: TypeAlias = Context[SkillsContext, Any]
+
+
+def caller_from_meta(meta: Mapping[str, Any] | None) -> Caller:
+    """Read the caller keys from a request's ``_meta``; reject values of the wrong type."""
+    if not meta or USER_ID_KEY not in meta:
+        return Caller()
+    user_id = meta[USER_ID_KEY]
+    if isinstance(user_id, bool) or not isinstance(user_id, int):
+        raise SkillError(f"_meta {USER_ID_KEY} must be an integer")
+    return Caller(user_id=user_id, is_admin=meta.get(IS_ADMIN_KEY) is True)
+
+
+def skills_context(ctx: ToolContext) -> SkillsContext:
+    return ctx.request_context.lifespan_context
+
+
+def caller_of(ctx: ToolContext) -> Caller:
+    meta: Mapping[str, Any] | None = ctx.request_context.meta
+    return caller_from_meta(meta)
+
+
+async def caller_root(ctx: ToolContext) -> Path:
+    """The folder this caller may touch: the workspace, or ``WORKSPACE/users/<id>/`` for non-admins."""
+    workspace = skills_context(ctx).workspace
+    caller = caller_of(ctx)
+    root = workspace if caller.unrestricted else workspace / "users" / str(caller.user_id)
+    await anyio.Path(root).mkdir(parents=True, exist_ok=True)
+    return root

@@ -1,0 +1,130 @@
+"""The web skill: fetch a public URL and return readable text, refusing private addresses (SSRF)."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+from typing import TYPE_CHECKING, Annotated
+from urllib.parse import urljoin, urlsplit
+
+from pydantic import Field
+
+from skills._context import ToolContext, skills_context
+from skills._tool import SkillError, tool
+
+if TYPE_CHECKING:
+    import httpx
+
+TIMEOUT_S = 20.0
+MAX_BYTES = 2 * 1024 * 1024
+MAX_REDIRECTS = 5
+USER_AGENT = "omni-web-skill/1.0 (+https://github.com/)"
+_TEXT_TYPES = (
+    "text/",
+    "application/json",
+    "application/xml",
+    "application/xhtml",
+    "application/rss",
+    "+json",
+    "+xml",
+)
+# Ranges ipaddress does not flag as private but that are never public destinations.
+_EXTRA_BLOCKED = (ipaddress.ip_network("100.64.0.0/10"), ipaddress.ip_network("192.0.0.0/24"))
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def is_public_address(ip: IPAddress) -> bool:
+    """Whether ``ip`` is a public unicast address (not loopback, private, link-local, metadata...)."""
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    if any(ip in net for net in _EXTRA_BLOCKED if net.version == ip.version):
+        return False
+    return ip.is_global and not (ip.is_multicast or ip.is_reserved or ip.is_link_local)
+
+
+async def _check_url(url: str, allow_private: bool) -> None:
+    """Refuse non-http(s) URLs and hosts that resolve to a non-public address."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        raise SkillError(f"only http and https URLs can be fetched, not {parts.scheme or 'no scheme'!r}")
+    host = parts.hostname
+    if not host:
+        raise SkillError(f"URL {url!r} has no host")
+    if allow_private:
+        return
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror:
+        raise SkillError(f"cannot resolve host {host!r}") from None
+    for info in infos:
+        address = ipaddress.ip_address(str(info[4][0]).split("%")[0])
+        if not is_public_address(address):
+            raise SkillError(f"refusing {host!r}: it resolves to a non-public address ({address})")
+
+
+@tool(read_only=True, open_world=True, title="Fetch a web page")
+async def fetch_url(
+    ctx: ToolContext,
+    url: Annotated[str, Field(description="An http:// or https:// URL")],
+    max_chars: Annotated[int, Field(ge=100, le=200_000, description="Truncate the text after this")] = 20_000,
+    raw: Annotated[bool, Field(description="Return HTML as is instead of converting it")] = False,
+) -> str:
+    """Fetch a public web page and return its readable text (HTML as Markdown)."""
+    import httpx  # costs ~100 ms: only the first fetch pays it, not server start-up
+
+    allow_private = skills_context(ctx).web_allow_private
+    try:
+        async with (
+            asyncio.timeout(TIMEOUT_S),
+            httpx.AsyncClient(
+                follow_redirects=False, timeout=TIMEOUT_S, headers={"User-Agent": USER_AGENT}
+            ) as client,
+        ):
+            final_url, content_type, body = await _fetch(client, url, allow_private)
+    except TimeoutError:
+        raise SkillError(f"fetching {url!r} took longer than {TIMEOUT_S:.0f}s") from None
+    except httpx.HTTPError as exc:
+        raise SkillError(f"fetching {url!r} failed: {type(exc).__name__}: {exc}".splitlines()[0]) from None
+    text = _readable(body, content_type, raw, final_url)
+    if len(text) > max_chars:
+        text = text[:max_chars] + f"\n\n[truncated: showed {max_chars} of {len(text)} characters]"
+    return text
+
+
+async def _fetch(client: httpx.AsyncClient, url: str, allow_private: bool) -> tuple[str, str, str]:
+    # Redirects are followed by hand so every hop's host is checked before it is contacted.
+    for _ in range(MAX_REDIRECTS + 1):
+        await _check_url(url, allow_private)
+        async with client.stream("GET", url) as response:
+            if response.is_redirect and "location" in response.headers:
+                url = urljoin(url, response.headers["location"])
+                continue
+            if response.status_code >= 400:
+                raise SkillError(f"{url} answered HTTP {response.status_code} {response.reason_phrase}")
+            content_type = response.headers.get("content-type", "").lower()
+            if content_type and not any(kind in content_type for kind in _TEXT_TYPES):
+                raise SkillError(f"{url} is not text (content-type {content_type.split(';')[0]})")
+            body = bytearray()
+            async for chunk in response.aiter_bytes():
+                body += chunk
+                if len(body) >= MAX_BYTES:
+                    break
+            encoding = response.charset_encoding or "utf-8"
+            return url, content_type, bytes(body[:MAX_BYTES]).decode(encoding, errors="replace")
+    raise SkillError(f"too many redirects (more than {MAX_REDIRECTS})")
+
+
+def _readable(body: str, content_type: str, raw: bool, url: str) -> str:
+    looks_html = "html" in content_type or (
+        not content_type and body.lstrip()[:15].lower().startswith("<!doctype html")
+    )
+    if raw or not looks_html:
+        return body
+    import html2text
+
+    converter = html2text.HTML2Text(baseurl=url, bodywidth=0)
+    converter.ignore_images = True
+    return str(converter.handle(body)).strip()

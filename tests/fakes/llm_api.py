@@ -1,0 +1,230 @@
+"""A fake OpenAI-compatible chat completions API with scripted replies.
+
+    llm = FakeLLM()
+    llm.enqueue(ScriptedReply(text="hello"), ScriptedReply(status=500))
+    async with serve(llm.app) as base:
+        settings = make_settings(llm_model="openai/fake-model", llm_api_base=base + "/v1",
+                                 llm_api_key="sk-test")
+
+Each request pops the next scripted reply; with an empty queue it answers
+``echo: <content of the last user message>``. Every JSON body received is kept in
+``requests`` (and each request's headers in ``headers``). Subprocess tests, which cannot reach
+the object, drive it over HTTP: ``POST /_control/enqueue`` (a JSON list of ScriptedReply
+fields), ``GET /_control/requests``, ``POST /_control/reset``, ``POST /_control/config``
+(``{"default_delay": float}``).
+
+The object is shared between the test and a server that may run in another thread
+(``serve_in_thread``), so its state sits behind a lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from collections import deque
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, fields
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+MODEL_ID = "fake-model"
+
+_ERRORS: dict[int, tuple[str, str]] = {
+    400: ("invalid_request_error", "Bad request (scripted)."),
+    401: ("invalid_request_error", "Incorrect API key provided (scripted)."),
+    403: ("permission_denied", "Permission denied (scripted)."),
+    404: ("invalid_request_error", "The model does not exist (scripted)."),
+    429: ("rate_limit_exceeded", "Rate limit reached (scripted)."),
+    500: ("server_error", "The server had an error while processing your request (scripted)."),
+    502: ("server_error", "Bad gateway (scripted)."),
+    503: ("server_error", "The engine is currently overloaded (scripted)."),
+}
+
+
+@dataclass
+class ScriptedReply:
+    text: str | None = None
+    tool_calls: list[dict[str, Any]] | None = None  # [{"name": "files__read", "arguments": {...}}]
+    delay: float = 0.0  # seconds before answering
+    status: int = 200  # e.g. 500 or 429 to inject a failure (body is an OpenAI-style error)
+
+
+def _text_of(content: Any) -> str:
+    """The text of a message's content, a string or a list of content parts."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(p.get("text", "") for p in content if isinstance(p, dict))
+    return ""
+
+
+def _estimate_tokens(text: str) -> int:
+    return max(1, len(text) // 4) if text else 0
+
+
+def _echo(body: dict[str, Any]) -> str:
+    for message in reversed(body.get("messages") or []):
+        if isinstance(message, dict) and message.get("role") == "user":
+            return f"echo: {_text_of(message.get('content'))}"
+    return "echo: "
+
+
+class FakeLLM:
+    def __init__(self, default_delay: float = 0.0) -> None:
+        self.default_delay = default_delay
+        self.requests: list[dict[str, Any]] = []
+        self.headers: list[dict[str, str]] = []
+        self._queue: deque[ScriptedReply] = deque()
+        self._lock = threading.Lock()
+        self._call_ids = 0
+        self.app = Starlette(
+            routes=[
+                Route("/v1/chat/completions", self._completions, methods=["POST"]),
+                Route("/chat/completions", self._completions, methods=["POST"]),
+                Route("/v1/models", self._models, methods=["GET"]),
+                Route("/models", self._models, methods=["GET"]),
+                Route("/_control/enqueue", self._control_enqueue, methods=["POST"]),
+                Route("/_control/requests", self._control_requests, methods=["GET"]),
+                Route("/_control/reset", self._control_reset, methods=["POST"]),
+                Route("/_control/config", self._control_config, methods=["POST"]),
+            ]
+        )
+
+    def enqueue(self, *replies: ScriptedReply) -> None:
+        with self._lock:
+            self._queue.extend(replies)
+
+    def reset(self) -> None:
+        with self._lock:
+            self._queue.clear()
+            self.requests.clear()
+            self.headers.clear()
+
+    @property
+    def pending(self) -> int:
+        """Scripted replies not consumed yet."""
+        with self._lock:
+            return len(self._queue)
+
+    def _next(self, body: dict[str, Any], headers: dict[str, str]) -> ScriptedReply:
+        with self._lock:
+            self.requests.append(body)
+            self.headers.append(headers)
+            if self._queue:
+                return self._queue.popleft()
+            return ScriptedReply(text=_echo(body), delay=self.default_delay)
+
+    def _tool_calls(self, calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        out = []
+        for call in calls:
+            with self._lock:
+                self._call_ids += 1
+                call_id = call.get("id") or f"call_{self._call_ids:06d}"
+            arguments = call.get("arguments", {})
+            out.append(
+                {
+                    "id": call_id,
+                    "type": "function",
+                    "function": {
+                        "name": call["name"],
+                        "arguments": arguments if isinstance(arguments, str) else json.dumps(arguments),
+                    },
+                }
+            )
+        return out
+
+    async def _completions(self, request: Request) -> Response:
+        try:
+            body = await request.json()
+        except json.JSONDecodeError:
+            return _error(400, "The request body is not valid JSON.")
+        if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
+            return _error(400, "'messages' is a required property.")
+        reply = self._next(body, dict(request.headers))
+        if reply.delay:
+            await asyncio.sleep(reply.delay)
+        if reply.status != 200:
+            return _error(reply.status)
+        message: dict[str, Any] = {"role": "assistant", "content": reply.text}
+        if reply.tool_calls:
+            message["tool_calls"] = self._tool_calls(reply.tool_calls)
+        prompt_tokens = sum(_estimate_tokens(_text_of(m.get("content"))) + 4 for m in body["messages"])
+        completion_tokens = _estimate_tokens(reply.text or "") + 10 * len(reply.tool_calls or [])
+        payload = {
+            "id": f"chatcmpl-fake{len(self.requests)}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": body.get("model", MODEL_ID),
+            "system_fingerprint": "fp_fake",
+            "choices": [
+                {
+                    "index": 0,
+                    "message": message,
+                    "logprobs": None,
+                    "finish_reason": "tool_calls" if reply.tool_calls else "stop",
+                }
+            ],
+            "usage": {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion_tokens,
+                "total_tokens": prompt_tokens + completion_tokens,
+            },
+        }
+        if body.get("stream"):
+            return StreamingResponse(_sse(payload), media_type="text/event-stream")
+        return JSONResponse(payload)
+
+    async def _models(self, request: Request) -> Response:
+        model = {"id": MODEL_ID, "object": "model", "created": 0, "owned_by": "omni-tests"}
+        return JSONResponse({"object": "list", "data": [model]})
+
+    async def _control_enqueue(self, request: Request) -> Response:
+        items = await request.json()
+        names = {f.name for f in fields(ScriptedReply)}
+        replies = [ScriptedReply(**{k: v for k, v in item.items() if k in names}) for item in items]
+        self.enqueue(*replies)
+        return JSONResponse({"queued": self.pending})
+
+    async def _control_requests(self, request: Request) -> Response:
+        with self._lock:
+            return JSONResponse(list(self.requests))
+
+    async def _control_reset(self, request: Request) -> Response:
+        self.reset()
+        return JSONResponse({"ok": True})
+
+    async def _control_config(self, request: Request) -> Response:
+        config = await request.json()
+        if "default_delay" in config:
+            self.default_delay = float(config["default_delay"])
+        return JSONResponse({"default_delay": self.default_delay})
+
+
+def _error(status: int, message: str | None = None) -> JSONResponse:
+    kind, default = _ERRORS.get(status, ("server_error", f"Scripted failure (HTTP {status})."))
+    body = {"error": {"message": message or default, "type": kind, "param": None, "code": kind}}
+    headers = {"retry-after": "0", "x-ratelimit-remaining-requests": "0"} if status == 429 else None
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+async def _sse(payload: dict[str, Any]) -> AsyncIterator[str]:
+    """The same completion as one content chunk, one usage chunk and ``[DONE]``."""
+    choice = payload["choices"][0]
+    delta: dict[str, Any] = {"role": "assistant", "content": choice["message"]["content"]}
+    if "tool_calls" in choice["message"]:
+        delta["tool_calls"] = [{"index": i, **c} for i, c in enumerate(choice["message"]["tool_calls"])]
+    base = {k: payload[k] for k in ("id", "created", "model", "system_fingerprint")}
+    base["object"] = "chat.completion.chunk"
+    chunk = {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": choice["finish_reason"]}]}
+    yield f"data: {json.dumps(chunk)}\n\n"
+    yield f"data: {json.dumps({**base, 'choices': [], 'usage': payload['usage']})}\n\n"
+    yield "data: [DONE]\n\n"
+
+
+__all__ = ["MODEL_ID", "FakeLLM", "ScriptedReply"]

@@ -1,0 +1,469 @@
+"""A fake Telegram Bot API server: just enough of the real one for the bot to run against.
+
+Routes ``/bot{token}/{method}`` accept JSON and form bodies (python-telegram-bot posts forms
+whose nested values are JSON strings). ``getUpdates`` long-polls like the real server: updates
+below ``offset`` are confirmed and dropped, the rest are delivered again until confirmed.
+``sendMessage``/``editMessageText`` check the length after entity parsing and ``parse_mode=HTML``
+with the real server's rules (only Telegram's tags, balanced, known entities) and answer 400
+"Bad Request: can't parse entities: ..." otherwise.
+
+Tests drive it through Python (``push_text``, ``sent``, ``wait_for_messages``, ``fail_next``) when
+it runs in their process, or through ``/_control/...`` endpoints from another process. It is
+thread-safe: the server may run in a thread (``serve_in_thread``) while a test thread waits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from html import unescape
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+TOKEN = "123456:ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghi"
+BOT_ID = 123456
+BOT_USERNAME = "omni_test_bot"
+MAX_TEXT = 4096
+
+# Form values PTB JSON-encodes; everything else stays a string (or a number below).
+_JSON_FIELDS = {
+    "reply_parameters", "reply_markup", "entities", "allowed_updates", "commands", "scope",
+    "link_preview_options",
+}
+_NUMBER_FIELDS = {"chat_id", "offset", "limit", "timeout", "message_id", "user_id"}
+
+_ALLOWED_TAGS = {
+    "b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "span", "tg-spoiler", "a",
+    "code", "pre", "blockquote", "tg-emoji",
+}
+_TAG = re.compile(r"<(/?)([a-zA-Z][a-zA-Z0-9-]*)((?:\s+[^<>]*)?)\s*>")
+_ENTITY = re.compile(r"&(?:lt|gt|amp|quot|#\d+|#x[0-9a-fA-F]+);")
+_ATTR = re.compile(r"""([a-zA-Z-]+)(?:\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+)))?""")
+
+
+class EntityError(ValueError):
+    """The text is not valid Telegram HTML; the message mimics the real server's."""
+
+
+def utf16_len(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
+
+
+def _check_attrs(name: str, raw: str) -> None:
+    attrs = {m.group(1).lower(): m.group(2) or m.group(3) or m.group(4) or "" for m in _ATTR.finditer(raw)}
+    if name == "a" and "href" not in attrs:
+        raise EntityError("can't parse entities: tag \"a\" must have attribute \"href\"")
+    if name == "span" and attrs.get("class") != "tg-spoiler":
+        raise EntityError("can't parse entities: tag \"span\" must have class \"tg-spoiler\"")
+    if name == "tg-emoji" and "emoji-id" not in attrs:
+        raise EntityError("can't parse entities: tag \"tg-emoji\" must have attribute \"emoji-id\"")
+    if name == "code" and attrs and not attrs.get("class", "").startswith("language-"):
+        raise EntityError("can't parse entities: unsupported attribute of tag \"code\"")
+
+
+def parse_html(text: str) -> str:
+    """The plain text Telegram would show for ``text`` in HTML mode, or :class:`EntityError`."""
+    out: list[str] = []
+    stack: list[str] = []
+    pos = 0
+    while pos < len(text):
+        char = text[pos]
+        if char == "<":
+            match = _TAG.match(text, pos)
+            if match is None:
+                raise EntityError(f"can't parse entities: unexpected '<' at byte offset {pos}")
+            closing, name, attrs = match.group(1), match.group(2).lower(), match.group(3)
+            if name not in _ALLOWED_TAGS:
+                raise EntityError(f'can\'t parse entities: unsupported start tag "{name}" at byte offset {pos}')
+            if closing:
+                if not stack or stack[-1] != name:
+                    raise EntityError(f'can\'t parse entities: unexpected end tag at byte offset {pos}')
+                stack.pop()
+            else:
+                if name == "code" and attrs.strip() and (not stack or stack[-1] != "pre"):
+                    raise EntityError("can't parse entities: code with a language must be inside pre")
+                _check_attrs(name, attrs)
+                stack.append(name)
+            pos = match.end()
+        elif char == "&":
+            match = _ENTITY.match(text, pos)
+            if match is None:
+                raise EntityError(f"can't parse entities: unsupported entity at byte offset {pos}")
+            out.append(unescape(match.group(0)))
+            pos = match.end()
+        else:
+            out.append(char)
+            pos += 1
+    if stack:
+        raise EntityError(f'can\'t parse entities: can\'t find end tag corresponding to start tag "{stack[-1]}"')
+    return "".join(out)
+
+
+@dataclass
+class Sent:
+    """One message the bot sent (or edited)."""
+
+    method: str
+    chat_id: int
+    text: str
+    parse_mode: str | None
+    message_id: int
+    reply_to: int | None
+    at: float
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class _Failure:
+    status: int
+    retry_after: int | None
+    description: str | None
+    count: int
+
+
+class FakeTelegram:
+    """State and ASGI app of the fake Bot API; one instance per test."""
+
+    def __init__(self, token: str = TOKEN) -> None:
+        self.token = token
+        self._lock = threading.Condition()
+        self._updates: list[dict[str, Any]] = []
+        self._next_update_id = 1000
+        self._next_message_id = 1
+        self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = []
+        self._failures: dict[str, list[_Failure]] = {}
+        self._stall_until = 0.0
+        self.sent: list[Sent] = []
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.get_updates_times: list[float] = []
+        self.push_times: dict[int, float] = {}
+        self.chat_actions: list[tuple[int, str]] = []
+        self.commands: dict[str, list[dict[str, Any]]] = {}
+        self.app = Starlette(
+            routes=[
+                Route("/bot{token}/{method}", self._api, methods=["GET", "POST"]),
+                Route("/_control/push", self._ctl_push, methods=["POST"]),
+                Route("/_control/sent", self._ctl_sent, methods=["GET"]),
+                Route("/_control/fail", self._ctl_fail, methods=["POST"]),
+                Route("/_control/stats", self._ctl_stats, methods=["GET"]),
+                Route("/_control/reset", self._ctl_reset, methods=["POST"]),
+            ]
+        )
+
+    # -- the test API -------------------------------------------------------------------------
+
+    def push_update(self, update: dict[str, Any]) -> int:
+        """Queue a raw update (an ``update_id`` is assigned when missing); returns its id."""
+        with self._lock:
+            if "update_id" not in update:
+                update = {"update_id": self._next_update_id, **update}
+            self._next_update_id = max(self._next_update_id, update["update_id"]) + 1
+            self._updates.append(update)
+            self.push_times[update["update_id"]] = time.perf_counter()
+            waiters, self._waiters = self._waiters, []
+        for loop, event in waiters:
+            loop.call_soon_threadsafe(event.set)
+        return int(update["update_id"])
+
+    def message(
+        self,
+        user_id: int,
+        text: str | None,
+        chat_id: int | None = None,
+        *,
+        first_name: str = "Ana",
+        username: str | None = None,
+        chat_type: str = "private",
+        reply_to: dict[str, Any] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """A Telegram ``Message`` dict as users' clients produce them."""
+        chat_id = user_id if chat_id is None else chat_id
+        with self._lock:
+            message_id = self._next_message_id
+            self._next_message_id += 1
+        chat: dict[str, Any] = {"id": chat_id, "type": chat_type}
+        if chat_type == "private":
+            chat["first_name"] = first_name
+        else:
+            chat["title"] = "A group"
+        msg: dict[str, Any] = {
+            "message_id": message_id,
+            "date": int(time.time()),
+            "chat": chat,
+            "from": {"id": user_id, "is_bot": False, "first_name": first_name, **({"username": username} if username else {})},
+        }
+        if text is not None:
+            msg["text"] = text
+            if text.startswith("/"):
+                command = text.split()[0]
+                msg["entities"] = [{"type": "bot_command", "offset": 0, "length": utf16_len(command)}]
+        if reply_to is not None:
+            msg["reply_to_message"] = reply_to
+        msg.update(extra or {})
+        return msg
+
+    def push_text(self, user_id: int, text: str, chat_id: int | None = None, **kwargs: Any) -> int:
+        """A user writes ``text``; returns the update id."""
+        return self.push_update({"message": self.message(user_id, text, chat_id, **kwargs)})
+
+    def fail_next(
+        self, method: str, status: int = 429, retry_after: int | None = 1, description: str | None = None,
+        count: int = 1,
+    ) -> None:
+        """The next ``count`` calls of ``method`` fail with ``status`` (429 carries retry_after)."""
+        with self._lock:
+            self._failures.setdefault(method, []).append(_Failure(status, retry_after, description, count))
+
+    def stall_get_updates(self, seconds: float) -> None:
+        """getUpdates calls hang without answering for ``seconds`` (a stuck connection)."""
+        self._stall_until = time.monotonic() + seconds
+
+    def texts(self, chat_id: int | None = None) -> list[str]:
+        with self._lock:
+            return [s.text for s in self.sent if chat_id is None or s.chat_id == chat_id]
+
+    def wait_for_messages(self, n: int, timeout: float = 10.0, chat_id: int | None = None) -> list[Sent]:
+        """Block until ``n`` messages were sent (to ``chat_id``); for a server in another thread."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while True:
+                got = [s for s in self.sent if chat_id is None or s.chat_id == chat_id]
+                if len(got) >= n:
+                    return got
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"expected {n} messages, got {len(got)}: {[s.text for s in got]}")
+                self._lock.wait(left)
+
+    async def messages(self, n: int, timeout: float = 10.0, chat_id: int | None = None) -> list[Sent]:
+        """Like :meth:`wait_for_messages`, for a server in the caller's event loop."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._lock:
+                got = [s for s in self.sent if chat_id is None or s.chat_id == chat_id]
+            if len(got) >= n:
+                return got
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"expected {n} messages, got {len(got)}: {[s.text for s in got]}")
+            await asyncio.sleep(0.01)
+
+    def pending_updates(self) -> int:
+        with self._lock:
+            return len(self._updates)
+
+    # -- the Bot API ----------------------------------------------------------------------------
+
+    async def _params(self, request: Request) -> dict[str, Any]:
+        params: dict[str, Any] = dict(request.query_params)
+        ctype = request.headers.get("content-type", "")
+        if "json" in ctype:
+            body = await request.body()
+            if body:
+                params.update(json.loads(body))
+        elif "form" in ctype:
+            form = await request.form()
+            params.update({k: v for k, v in form.items() if isinstance(v, str)})
+        for key, value in list(params.items()):
+            if not isinstance(value, str):
+                continue
+            if key in _JSON_FIELDS:
+                params[key] = json.loads(value)
+            elif key in _NUMBER_FIELDS:
+                params[key] = float(value) if "." in value else int(value)
+        return params
+
+    def _take_failure(self, method: str) -> _Failure | None:
+        with self._lock:
+            queue = self._failures.get(method)
+            if not queue:
+                return None
+            failure = queue[0]
+            failure.count -= 1
+            if failure.count <= 0:
+                queue.pop(0)
+            return failure
+
+    async def _api(self, request: Request) -> JSONResponse:
+        if request.path_params["token"] != self.token:
+            return _error(401, "Unauthorized")
+        method = request.path_params["method"]
+        params = await self._params(request)
+        with self._lock:
+            self.calls.append((method, params))
+        failure = self._take_failure(method)
+        if failure is not None:
+            extra = {"parameters": {"retry_after": failure.retry_after}} if failure.status == 429 else None
+            default = f"Too Many Requests: retry after {failure.retry_after}" if failure.status == 429 else "Internal Server Error"
+            return _error(failure.status, failure.description or default, extra)
+        handler = _METHODS.get(method)
+        if handler is None:
+            return _error(404, "Not Found: method not found")
+        try:
+            result = await handler(self, params)
+        except EntityError as exc:
+            return _error(400, f"Bad Request: {exc}")
+        except _ApiError as exc:
+            return _error(exc.status, exc.description)
+        return JSONResponse({"ok": True, "result": result})
+
+    def _bot_user(self) -> dict[str, Any]:
+        return {
+            "id": BOT_ID, "is_bot": True, "first_name": "Omni", "username": BOT_USERNAME,
+            "can_join_groups": True, "can_read_all_group_messages": False, "supports_inline_queries": False,
+        }
+
+    async def _get_me(self, params: dict[str, Any]) -> Any:
+        return self._bot_user()
+
+    async def _get_updates(self, params: dict[str, Any]) -> Any:
+        with self._lock:
+            self.get_updates_times.append(time.perf_counter())
+        if time.monotonic() < self._stall_until:
+            await asyncio.sleep(self._stall_until - time.monotonic() + 60)
+        offset = int(params.get("offset") or 0)
+        limit = int(params.get("limit") or 100)
+        deadline = time.monotonic() + float(params.get("timeout") or 0)
+        while True:
+            event = asyncio.Event()
+            with self._lock:
+                if offset:
+                    self._updates = [u for u in self._updates if u["update_id"] >= offset]
+                ready = self._updates[:limit]
+                if not ready:
+                    self._waiters.append((asyncio.get_running_loop(), event))
+            if ready:
+                return ready
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return []
+            try:
+                await asyncio.wait_for(event.wait(), left)
+            except TimeoutError:
+                return []
+
+    def _record(self, method: str, params: dict[str, Any], text: str, message_id: int | None = None) -> dict[str, Any]:
+        reply = params.get("reply_parameters") or {}
+        with self._lock:
+            if message_id is None:
+                message_id = self._next_message_id
+                self._next_message_id += 1
+            chat_id = int(params["chat_id"])
+            self.sent.append(
+                Sent(method, chat_id, text, params.get("parse_mode"), message_id,
+                     reply.get("message_id"), time.perf_counter(), params)
+            )
+            self._lock.notify_all()
+        return {
+            "message_id": message_id, "date": int(time.time()), "text": text,
+            "chat": {"id": chat_id, "type": "private" if chat_id > 0 else "group"}, "from": self._bot_user(),
+        }
+
+    def _check_text(self, params: dict[str, Any]) -> str:
+        text = params.get("text")
+        if "chat_id" not in params:
+            raise _ApiError(400, "Bad Request: chat_id is empty")
+        if not isinstance(text, str) or not text.strip():
+            raise _ApiError(400, "Bad Request: message text is empty")
+        shown = parse_html(text) if str(params.get("parse_mode", "")).upper() == "HTML" else text
+        if utf16_len(shown) > MAX_TEXT:
+            raise _ApiError(400, "Bad Request: message is too long")
+        if not shown.strip():
+            raise _ApiError(400, "Bad Request: message text is empty")
+        return text
+
+    async def _send_message(self, params: dict[str, Any]) -> Any:
+        return self._record("sendMessage", params, self._check_text(params))
+
+    async def _edit_message_text(self, params: dict[str, Any]) -> Any:
+        return self._record("editMessageText", params, self._check_text(params), int(params["message_id"]))
+
+    async def _send_chat_action(self, params: dict[str, Any]) -> Any:
+        with self._lock:
+            self.chat_actions.append((int(params["chat_id"]), str(params.get("action"))))
+        return True
+
+    async def _set_my_commands(self, params: dict[str, Any]) -> Any:
+        scope = params.get("scope") or {"type": "default"}
+        key = json.dumps(scope, sort_keys=True)
+        with self._lock:
+            self.commands[key] = list(params.get("commands") or [])
+        return True
+
+    async def _get_my_commands(self, params: dict[str, Any]) -> Any:
+        key = json.dumps(params.get("scope") or {"type": "default"}, sort_keys=True)
+        with self._lock:
+            return self.commands.get(key, [])
+
+    async def _true(self, params: dict[str, Any]) -> Any:
+        return True
+
+    # -- control endpoints for other processes --------------------------------------------------
+
+    async def _ctl_push(self, request: Request) -> JSONResponse:
+        body = await request.json()
+        if "update" in body:
+            update_id = self.push_update(body["update"])
+        else:
+            update_id = self.push_text(int(body["user_id"]), body["text"], body.get("chat_id"))
+        return JSONResponse({"update_id": update_id})
+
+    async def _ctl_sent(self, request: Request) -> JSONResponse:
+        with self._lock:
+            return JSONResponse([{k: v for k, v in asdict(s).items() if k != "params"} for s in self.sent])
+
+    async def _ctl_fail(self, request: Request) -> JSONResponse:
+        body = await request.json()
+        self.fail_next(body["method"], int(body.get("status", 429)), body.get("retry_after", 1),
+                       body.get("description"), int(body.get("count", 1)))
+        return JSONResponse({"ok": True})
+
+    async def _ctl_stats(self, request: Request) -> JSONResponse:
+        with self._lock:
+            return JSONResponse({"get_updates": len(self.get_updates_times), "sent": len(self.sent),
+                                 "pending": len(self._updates)})
+
+    async def _ctl_reset(self, request: Request) -> JSONResponse:
+        with self._lock:
+            self.sent.clear()
+            self.calls.clear()
+            self.get_updates_times.clear()
+            self.chat_actions.clear()
+            self._failures.clear()
+        return JSONResponse({"ok": True})
+
+
+class _ApiError(Exception):
+    def __init__(self, status: int, description: str) -> None:
+        super().__init__(description)
+        self.status = status
+        self.description = description
+
+
+def _error(status: int, description: str, extra: dict[str, Any] | None = None) -> JSONResponse:
+    return JSONResponse({"ok": False, "error_code": status, "description": description, **(extra or {})},
+                        status_code=status)
+
+
+_METHODS = {
+    "getMe": FakeTelegram._get_me,
+    "getUpdates": FakeTelegram._get_updates,
+    "sendMessage": FakeTelegram._send_message,
+    "editMessageText": FakeTelegram._edit_message_text,
+    "sendChatAction": FakeTelegram._send_chat_action,
+    "setMyCommands": FakeTelegram._set_my_commands,
+    "getMyCommands": FakeTelegram._get_my_commands,
+    "deleteMessage": FakeTelegram._true,
+    "deleteWebhook": FakeTelegram._true,
+    "deleteMyCommands": FakeTelegram._true,
+    "close": FakeTelegram._true,
+    "logOut": FakeTelegram._true,
+}

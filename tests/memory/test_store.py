@@ -1,0 +1,119 @@
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import text
+
+from memory import NewMessage, Store, UsageRecord
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_connections_use_wal_foreign_keys_and_busy_timeout(store: Store) -> None:
+    async with store.engine.connect() as conn:
+        assert (await conn.scalar(text("PRAGMA journal_mode"))) == "wal"
+        assert (await conn.scalar(text("PRAGMA foreign_keys"))) == 1
+        assert (await conn.scalar(text("PRAGMA busy_timeout"))) == 5000
+
+
+async def test_chat_keeps_old_sessions_when_a_new_one_opens(store: Store) -> None:
+    first = await store.conversations.current("tg:42", telegram_chat_id=42)
+    again = await store.conversations.current("tg:42")
+    assert again == first
+    await store.conversations.append(first.session_id, NewMessage("user", "hello", tokens=2))
+    fresh = await store.conversations.new_session("tg:42")
+    assert fresh.session_id != first.session_id and fresh.chat_id == first.chat_id
+    assert (await store.conversations.current("tg:42")).session_id == fresh.session_id
+    assert [m.content for m in await store.conversations.messages(first.session_id)] == ["hello"]
+    assert await store.conversations.messages(fresh.session_id) == []
+
+
+async def test_window_fits_budget_and_starts_at_a_user_message(store: Store) -> None:
+    ref = await store.conversations.current("cli:w")
+    call = [{"id": "c1", "type": "function", "function": {"name": "t", "arguments": "{}"}}]
+    await store.conversations.append(
+        ref.session_id,
+        NewMessage("user", "old question", tokens=50),
+        NewMessage("assistant", "old answer", tokens=50),
+        NewMessage("user", "use a tool", tokens=10),
+        NewMessage("assistant", None, tokens=10, tool_calls=call),
+        NewMessage("tool", "result", tokens=10, tool_call_id="c1", tool_name="t"),
+        NewMessage("assistant", "done", tokens=10),
+        NewMessage("user", "newest", tokens=10),
+    )
+    window = await store.conversations.window(ref.session_id, token_budget=55)
+    assert [m.content for m in window] == ["use a tool", None, "result", "done", "newest"]
+    # A budget that cuts between a tool call and its result must not start on the result.
+    window = await store.conversations.window(ref.session_id, token_budget=25)
+    assert [m.role for m in window] == ["user"]
+    llm = [m.to_llm() for m in await store.conversations.window(ref.session_id, token_budget=10_000)]
+    assert llm[4] == {"role": "tool", "content": "result", "tool_call_id": "c1", "name": "t"}
+
+
+async def test_window_always_keeps_the_newest_message(store: Store) -> None:
+    ref = await store.conversations.current("cli:big")
+    await store.conversations.append(ref.session_id, NewMessage("user", "x" * 1000, tokens=5000))
+    assert len(await store.conversations.window(ref.session_id, token_budget=100)) == 1
+
+
+async def test_message_from_an_update_is_found_again(store: Store) -> None:
+    ref = await store.conversations.current("tg:7")
+    [mid] = await store.conversations.append(ref.session_id, NewMessage("user", "hi", telegram_update_id=900))
+    found = await store.conversations.find_by_update(ref.session_id, 900)
+    assert found is not None and found.id == mid
+    [reply] = await store.conversations.append(ref.session_id, NewMessage("assistant", "hello"))
+    assert [m.id for m in await store.conversations.after(ref.session_id, mid)] == [reply]
+
+
+async def test_update_ledger_answers_each_update_once(store: Store) -> None:
+    ledger = store.updates
+    assert await ledger.record(1, chat_id=5, user_id=5, payload={"update_id": 1})
+    assert not await ledger.record(1, chat_id=5, user_id=5, payload={"update_id": 1})
+    assert await ledger.claim(1, "boot-a")
+    assert not await ledger.claim(1, "boot-a")  # re-delivered to the same process: skip
+    # boot-a died; a new process sees the update as pending and may claim it once.
+    pending = await ledger.pending("boot-b")
+    assert [(p.update_id, p.payload) for p in pending] == [(1, {"update_id": 1})]
+    assert await ledger.claim(1, "boot-b")
+    await ledger.finish(1, "answered")
+    assert await ledger.status(1) == "answered"
+    assert not await ledger.claim(1, "boot-c")
+    assert await ledger.pending("boot-c") == []
+
+
+async def test_access_decisions_persist(store: Store) -> None:
+    assert await store.users.access_of(77) is None
+    await store.users.set_access(77, "allowed", by=1)
+    await store.users.set_access(78, "denied", by=1)
+    assert await store.users.access_of(77) == "allowed"
+    assert await store.users.access_of(78) == "denied"
+    user = await store.users.touch(77, display_name="Ana", username="ana", is_admin=False)
+    assert user.access == "allowed" and user.display_name == "Ana" and user.access_by == 1
+    assert await store.users.count() == 2
+    assert {u.id for u in await store.users.list()} == {77, 78}
+
+
+async def test_usage_totals_per_user(store: Store) -> None:
+    await store.usage.record(UsageRecord("m", 10, 5, cost=0.01, latency_ms=3, user_id=1))
+    await store.usage.record(UsageRecord("m", 1, 2, cost=0.02, user_id=1))
+    await store.usage.record(UsageRecord("m", 100, 100, user_id=2))
+    totals = await store.usage.totals(1)
+    assert (totals.calls, totals.prompt_tokens, totals.completion_tokens) == (2, 11, 7)
+    assert totals.cost == pytest.approx(0.03)
+    assert (await store.usage.totals()).calls == 3
+
+
+async def test_key_values_round_trip(store: Store) -> None:
+    assert await store.kv.get("llm_model") is None
+    await store.kv.set("llm_model", "openai/gpt-4o-mini")
+    await store.kv.set("llm_model", "ollama/llama3.1")
+    assert await store.kv.get("llm_model") == "ollama/llama3.1"
+    await store.kv.delete("llm_model")
+    assert await store.kv.get("llm_model", "x") == "x"
+
+
+async def test_stats_count_rows(store: Store) -> None:
+    ref = await store.conversations.current("cli:s")
+    await store.conversations.append(ref.session_id, NewMessage("user", "a"), NewMessage("assistant", "b"))
+    stats = await store.conversations.stats()
+    assert stats == {"chats": 1, "sessions": 1, "messages": 2, "messages_today": 2}
+    assert (store.database_bytes() or 0) > 0
