@@ -1,0 +1,241 @@
+"""The agent's tools: every configured MCP server behind one set of unique, valid names.
+
+The LLM sees ``<server>__<tool>`` names matching ``^[a-zA-Z0-9_-]{1,64}$`` (what OpenAI-style
+function calling accepts), unique across servers; overlong or colliding names are shortened
+deterministically with a hash suffix. Calls are routed back to the right server and name, with
+the calling Telegram user in ``_meta`` for the built-in skills server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import re
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+from agent.mcp_config import BUILTIN, ServerSpec
+from agent.mcp_connection import McpConnection, RemoteTool, ServerGone
+from agent.types import Turn
+
+log = logging.getLogger(__name__)
+
+MAX_NAME = 64
+RESULT_CAP = 16_000
+_INVALID = re.compile(r"[^a-zA-Z0-9_-]+")
+# Built-in tools only an admin may be offered, whatever their annotations say.
+ADMIN_ONLY_BUILTIN = ("shell",)
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """Where an LLM-visible tool name leads."""
+
+    public: str
+    server: str
+    tool: RemoteTool
+    admin_only: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ServerStatus:
+    name: str
+    state: str
+    tools: int
+    error: str | None
+
+
+def public_name(server: str, tool: str, taken: set[str]) -> str:
+    """A name for ``server``'s ``tool`` that is valid for every provider and not in ``taken``."""
+    base = _INVALID.sub("_", f"{server}__{tool}").strip("_") or "tool"
+    if len(base) <= MAX_NAME and base not in taken:
+        return base
+    digest = hashlib.sha1(f"{server}\0{tool}".encode()).hexdigest()
+    for extra in range(0, 64):
+        suffix = digest[:6] if extra == 0 else f"{digest[:6]}{extra}"
+        candidate = f"{base[: MAX_NAME - len(suffix) - 1]}_{suffix}"
+        if candidate not in taken:
+            return candidate
+    raise ValueError(f"cannot name tool {tool!r} of server {server!r} uniquely")  # pragma: no cover
+
+
+def clean_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """An input schema providers accept: an object with properties, no ``$schema`` marker."""
+    out = {k: v for k, v in schema.items() if k not in ("$schema", "$id")}
+    if out.get("type") != "object":
+        out = {"type": "object", "properties": {}} if not out.get("properties") else {**out, "type": "object"}
+    out.setdefault("properties", {})
+    return out
+
+
+def _admin_only(server: str, spec: ServerSpec, tool: RemoteTool) -> bool:
+    if server == BUILTIN and (tool.name in ADMIN_ONLY_BUILTIN or tool.name.startswith("shell")):
+        return True
+    return spec.admin_only and tool.destructive
+
+
+class ToolBox:
+    """Owns the MCP connections; ``async with ToolBox(specs) as box`` starts them concurrently."""
+
+    def __init__(
+        self,
+        specs: dict[str, ServerSpec],
+        *,
+        start_timeout: float = 20.0,
+        call_timeout: float = 60.0,
+        result_cap: int = RESULT_CAP,
+    ) -> None:
+        self._start_timeout = start_timeout
+        self._call_timeout = call_timeout
+        self._result_cap = result_cap
+        self._connections: dict[str, McpConnection] = {}
+        self._routes: dict[str, Route] = {}
+        for name, spec in specs.items():
+            self._connections[name] = self._connection(name, spec)
+
+    def _connection(self, name: str, spec: ServerSpec) -> McpConnection:
+        return McpConnection(name, spec, start_timeout=self._start_timeout, on_tools_changed=self._reindex)
+
+    async def start(self) -> None:
+        """Start every server at once; a failure is recorded and the others go on."""
+        await asyncio.gather(*(self._try_start(c) for c in self._connections.values()))
+
+    async def _try_start(self, conn: McpConnection) -> None:
+        try:
+            await conn.ensure()
+        except ServerGone as exc:
+            log.warning("%s", exc)
+
+    def _reindex(self, _server: str = "") -> None:
+        """Rebuild the name table; sorted so names and prompt order are stable across runs."""
+        routes: dict[str, Route] = {}
+        for server in sorted(self._connections):
+            conn = self._connections[server]
+            for tool in sorted(conn.tools, key=lambda t: t.name):
+                name = public_name(server, tool.name, set(routes))
+                routes[name] = Route(name, server, tool, _admin_only(server, conn.spec, tool))
+        self._routes = routes
+
+    def status(self) -> list[ServerStatus]:
+        return [
+            ServerStatus(name, c.state, len(c.tools), c.error)
+            for name, c in sorted(self._connections.items())
+        ]
+
+    def route(self, name: str) -> Route | None:
+        return self._routes.get(name)
+
+    async def list_tools(self, turn: Turn) -> list[dict[str, Any]]:
+        """OpenAI-format tool definitions this user may call."""
+        return [
+            {
+                "type": "function",
+                "function": {
+                    "name": r.public,
+                    "description": r.tool.description[:1024],
+                    "parameters": clean_schema(r.tool.input_schema),
+                },
+            }
+            for r in self._routes.values()
+            if turn.is_admin or not r.admin_only
+        ]
+
+    async def call(self, name: str, arguments: dict[str, Any], turn: Turn) -> str:
+        """Run a tool; every failure comes back as text for the model, never as an exception."""
+        route = self._routes.get(name)
+        if route is None:
+            return _unknown(name, list(self._routes))
+        if route.admin_only and not turn.is_admin:
+            return f"Error: the tool {name} is available to admins only."
+        conn = self._connections[route.server]
+        try:
+            session = await conn.ensure()
+        except ServerGone as exc:
+            return f"Error: {exc}"
+        meta = _caller_meta(turn) if route.server == BUILTIN else None
+        try:
+            async with asyncio.timeout(self._call_timeout):
+                result = await session.call_tool(route.tool.name, arguments, meta=meta)
+        except TimeoutError:
+            return f"Error: the tool {name} did not finish within {self._call_timeout:.0f} s."
+        except Exception as exc:  # the server died or broke the protocol mid-call
+            from mcp.shared.exceptions import MCPError
+            from mcp_types import CONNECTION_CLOSED
+
+            if isinstance(exc, MCPError) and exc.code != CONNECTION_CLOSED:
+                return f"Error: {exc.error.message}"
+            conn.mark_dead(f"{exc.__class__.__name__} during {route.tool.name}")
+            return (
+                f"Error: the tool server {route.server!r} stopped while running {name}; it will be restarted."
+            )
+        return self._render(result)
+
+    def _render(self, result: Any) -> str:
+        parts: list[str] = []
+        for block in result.content or []:
+            text = getattr(block, "text", None)
+            if text is not None:
+                parts.append(text)
+            elif getattr(block, "type", "") == "resource":
+                parts.append(getattr(block.resource, "text", "") or f"[resource {block.resource.uri}]")
+            else:
+                parts.append(f"[{getattr(block, 'type', 'content')} omitted]")
+        if not parts and result.structured_content is not None:
+            parts.append(json.dumps(result.structured_content, ensure_ascii=False))
+        text = "\n".join(parts) or "(no output)"
+        if result.is_error:
+            text = text if text.startswith("Error") else f"Error: {text}"
+        if len(text) > self._result_cap:
+            text = (
+                text[: self._result_cap]
+                + f"\n[truncated: the result was {len(text):,} characters; showing the first {self._result_cap:,}]"
+            )
+        return text
+
+    async def reload(self, specs: dict[str, ServerSpec]) -> list[str]:
+        """Apply a re-read config: start new servers, restart changed ones, stop removed ones."""
+        changes: list[str] = []
+        for name in list(self._connections):
+            if name not in specs:
+                await self._connections.pop(name).close()
+                changes.append(f"stopped {name}")
+        for name, spec in specs.items():
+            current = self._connections.get(name)
+            if current is not None and current.spec == spec:
+                continue
+            if current is not None:
+                await current.close()
+            self._connections[name] = self._connection(name, spec)
+            await self._try_start(self._connections[name])
+            changes.append(f"{'restarted' if current else 'started'} {name}")
+        self._reindex()
+        return changes
+
+    async def aclose(self) -> None:
+        await asyncio.gather(*(c.close() for c in self._connections.values()), return_exceptions=True)
+
+    async def __aenter__(self) -> ToolBox:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+
+def _caller_meta(turn: Turn) -> dict[str, Any] | None:
+    if turn.user_id is None:
+        return None
+    return {"omni/user_id": turn.user_id, "omni/is_admin": turn.is_admin}
+
+
+def _unknown(name: str, known: list[str]) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
+    hint = f" Did you mean: {', '.join(close)}?" if close else ""
+    return f"Error: there is no tool named {name!r}.{hint}"
