@@ -189,10 +189,9 @@ class ToolBox:
         if result.is_error:
             text = text if text.startswith("Error") else f"Error: {text}"
         if len(text) > self._result_cap:
-            text = (
-                text[: self._result_cap]
-                + f"\n[truncated: the result was {len(text):,} characters; showing the first {self._result_cap:,}]"
-            )
+            cap = self._result_cap
+            note = f"[truncated: the result was {len(text):,} characters; showing the first {cap:,}]"
+            text = f"{text[: self._result_cap]}\n{note}"
         return text
 
     async def reload(self, specs: dict[str, ServerSpec]) -> list[str]:
