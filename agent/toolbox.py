@@ -19,6 +19,7 @@ from typing import Any
 
 from agent.mcp_config import BUILTIN, ServerSpec
 from agent.mcp_connection import McpConnection, RemoteTool, ServerGone
+from agent.progress import describe_call
 from agent.types import Turn
 
 log = logging.getLogger(__name__)
@@ -27,7 +28,7 @@ MAX_NAME = 64
 RESULT_CAP = 16_000
 _INVALID = re.compile(r"[^a-zA-Z0-9_-]+")
 # Built-in tools only an admin may be offered, whatever their annotations say.
-ADMIN_ONLY_BUILTIN = ("shell",)
+ADMIN_ONLY_BUILTIN = ("run_command",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +128,13 @@ class ToolBox:
 
     def route(self, name: str) -> Route | None:
         return self._routes.get(name)
+
+    def describe(self, name: str, arguments: dict[str, Any]) -> str:
+        """A status line for a call in progress, e.g. "📄 reading notes.md…"."""
+        route = self._routes.get(name)
+        if route is None:
+            return f"🔧 {name}…"
+        return describe_call(route.server, route.tool.name, arguments)
 
     async def list_tools(self, turn: Turn) -> list[dict[str, Any]]:
         """OpenAI-format tool definitions this user may call."""

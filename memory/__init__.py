@@ -1,28 +1,45 @@
-"""Storage and recall: the only package that talks to the database."""
+"""Storage and recall: the only package that talks to the database.
 
-from memory.errors import NotFound, StoreError, StoreUnavailable
-from memory.store import Store, open_store
-from memory.types import (
-    NewMessage,
-    PendingUpdate,
-    SessionRef,
-    StoredMessage,
-    UsageRecord,
-    UsageTotals,
-    UserRecord,
-)
+Names are imported on first use (PEP 562) so that ``memory.migrate``'s fast path, which runs
+at every start, does not pay for SQLAlchemy.
+"""
 
-__all__ = [
-    "NewMessage",
-    "NotFound",
-    "PendingUpdate",
-    "SessionRef",
-    "Store",
-    "StoreError",
-    "StoreUnavailable",
-    "StoredMessage",
-    "UsageRecord",
-    "UsageTotals",
-    "UserRecord",
-    "open_store",
-]
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from memory.errors import NotFound, StoreError, StoreUnavailable
+    from memory.store import Store, open_store
+    from memory.types import (
+        NewMessage,
+        PendingUpdate,
+        SessionRef,
+        StoredMessage,
+        UsageRecord,
+        UsageTotals,
+        UserRecord,
+    )
+
+_WHERE = {
+    "NotFound": "memory.errors",
+    "StoreError": "memory.errors",
+    "StoreUnavailable": "memory.errors",
+    "Store": "memory.store",
+    "open_store": "memory.store",
+    "NewMessage": "memory.types",
+    "PendingUpdate": "memory.types",
+    "SessionRef": "memory.types",
+    "StoredMessage": "memory.types",
+    "UsageRecord": "memory.types",
+    "UsageTotals": "memory.types",
+    "UserRecord": "memory.types",
+}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module 'memory' has no attribute {name!r}")
+    return getattr(import_module(_WHERE[name]), name)

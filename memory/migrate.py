@@ -10,7 +10,7 @@ import sqlite3
 from contextlib import closing
 from pathlib import Path
 
-from memory.db import sqlite_path
+from memory._url import sqlite_path
 from memory.errors import StoreUnavailable
 
 # The newest revision in migrations/versions; a test keeps the two in step. It lets start-up

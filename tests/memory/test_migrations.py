@@ -60,3 +60,27 @@ def test_fts_index_follows_episode_changes(db_url: str, tmp_path: Path) -> None:
         assert conn.execute(
             "SELECT count(*) FROM episodes_fts WHERE episodes_fts MATCH 'cat'"
         ).fetchone() == (0,)
+
+
+def test_start_up_check_does_not_import_sqlalchemy() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, memory.migrate; print(sorted(m for m in sys.modules if m.startswith(('sqlalchemy', 'alembic'))))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("sqlite+aiosqlite:////abs/omni.db", Path("/abs/omni.db")),
+        ("sqlite+aiosqlite:///rel/omni.db", Path("rel/omni.db")),
+        ("sqlite+aiosqlite:///:memory:", None),
+        ("postgresql+asyncpg://u:p@h/db", None),
+    ],
+)
+def test_sqlite_path(url: str, expected: Path | None) -> None:
+    from memory._url import sqlite_path
+
+    assert sqlite_path(url) == expected
