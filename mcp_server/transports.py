@@ -7,13 +7,18 @@ the server cleanly with exit code 0.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import os
 import signal
 import socket
-from collections.abc import Callable
-from typing import Literal
+import threading
+from collections.abc import AsyncIterator, Callable
+from typing import Any, Literal, cast
 
 import anyio
+from anyio.abc import TaskStatus
 
 from mcp_server.server import SkillsServer, build_server
 from mcp_server.watch import watch_skills
@@ -32,20 +37,34 @@ async def serve(
     """Load the skills, serve until told to stop, return the process exit code."""
     server = build_server(settings)
     code = EXIT_OK
+    # Set before cancelling: the watcher's thread polls it, and would otherwise hold shutdown
+    # for up to five seconds.
+    stopping = anyio.Event()
     async with anyio.create_task_group() as tg:
-        tg.start_soon(watch_skills, server)
-        if transport == "stdio":
-            tg.start_soon(_stop_on_signal, tg.cancel_scope.cancel)
-            await _serve_stdio(server)
-        else:
-            code = await _serve_http(server, transport, host, port)
-        tg.cancel_scope.cancel()
+        tg.start_soon(watch_skills, server, stopping)
+        try:
+            if transport == "stdio":
+
+                def stop() -> None:
+                    stopping.set()
+                    tg.cancel_scope.cancel()
+
+                await tg.start(_stop_on_signal, stop)
+                await _serve_stdio(server)
+            else:
+                code = await _serve_http(server, transport, host, port)
+        finally:
+            stopping.set()
+            tg.cancel_scope.cancel()
     log.info("skills server stopped")
     return code
 
 
-async def _stop_on_signal(stop: Callable[[], object]) -> None:
+async def _stop_on_signal(
+    stop: Callable[[], object], *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+) -> None:
     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        task_status.started()
         async for signum in signals:
             log.info("received %s, shutting down", signal.Signals(signum).name)
             stop()
@@ -56,9 +75,51 @@ async def _serve_stdio(server: SkillsServer) -> None:
     from mcp.server.stdio import stdio_server
 
     low = server._lowlevel_server  # MCPServer.run_stdio_async does the same, minus our options
-    async with stdio_server() as (read_stream, write_stream):
-        await low.run(read_stream, write_stream, low.create_initialization_options())
+    with _StdinLines() as stdin:
+        async with stdio_server(stdin=cast(Any, stdin)) as (read_stream, write_stream):
+            log.info("skills server ready on stdio")
+            await low.run(read_stream, write_stream, low.create_initialization_options())
     log.info("stdin closed, shutting down")
+
+
+class _StdinLines:
+    """stdin as an async iterator of lines, read by a daemon thread.
+
+    The SDK reads stdin in an anyio worker thread, which cannot be interrupted: after SIGTERM
+    the process would wait for a line that never comes. A daemon thread does not hold up exit.
+    fd 0 is pointed at /dev/null meanwhile, so no child process can read the protocol.
+    """
+
+    def __init__(self) -> None:
+        self._fd = os.dup(0)
+        self._saved = os.dup(0)
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(devnull, 0)
+        os.close(devnull)
+        self._send, self._receive = anyio.create_memory_object_stream[str](16)
+
+    def __enter__(self) -> _StdinLines:
+        loop = asyncio.get_running_loop()
+        threading.Thread(target=self._pump, args=(loop,), name="mcp-stdin", daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        os.dup2(self._saved, 0)
+        os.close(self._saved)
+
+    def _pump(self, loop: asyncio.AbstractEventLoop) -> None:
+        with open(self._fd, encoding="utf-8", errors="replace", newline="\n") as lines:
+            try:
+                for line in lines:
+                    asyncio.run_coroutine_threadsafe(self._send.send(line), loop).result()
+            except (RuntimeError, anyio.BrokenResourceError, anyio.ClosedResourceError):
+                return  # the loop or the reader is gone: nothing left to feed
+            finally:
+                with contextlib.suppress(RuntimeError):
+                    loop.call_soon_threadsafe(self._send.close)
+
+    def __aiter__(self) -> AsyncIterator[str]:
+        return self._receive.__aiter__()
 
 
 async def _serve_http(server: SkillsServer, transport: str, host: str, port: int) -> int:
@@ -84,7 +145,7 @@ async def _serve_http(server: SkillsServer, transport: str, host: str, port: int
 
     try:
         async with anyio.create_task_group() as tg:
-            tg.start_soon(_stop_on_signal, stop)
+            await tg.start(_stop_on_signal, stop)
             await uv.serve(sockets=[sock])
             tg.cancel_scope.cancel()
     finally:

@@ -11,6 +11,7 @@ import logging
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+import anyio
 from watchfiles import Change, awatch
 
 from mcp_server.server import SkillsServer
@@ -37,13 +38,15 @@ def skill_folders_of(paths: Iterable[Path], roots: Sequence[Path]) -> set[Path]:
     return {f for f in folders if f.name[0] not in "._"}
 
 
-async def watch_skills(server: SkillsServer) -> None:
+async def watch_skills(server: SkillsServer, stop: anyio.Event | None = None) -> None:
     """Reload skills as their files change; runs until cancelled."""
     roots = [root for root in server.registry.roots if root.is_dir()]
     if not roots:
         return
     log.debug("watching %s for skill changes", ", ".join(map(str, roots)))
-    async for changes in awatch(*roots, watch_filter=_relevant, debounce=DEBOUNCE_MS, step=50):
+    async for changes in awatch(
+        *roots, watch_filter=_relevant, debounce=DEBOUNCE_MS, step=50, stop_event=stop
+    ):
         folders = skill_folders_of((Path(p) for _, p in changes), roots)
         if not folders or not server.registry.refresh(folders):
             continue
