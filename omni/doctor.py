@@ -28,7 +28,7 @@ class Check:
 
 
 async def check_database(settings: Settings) -> Check:
-    from memory.db import sqlite_path
+    from memory._url import sqlite_path
     from memory.migrate import HEAD_REVISION, current_revision_fast
 
     path = sqlite_path(settings.database_url)
