@@ -38,7 +38,9 @@ def fit_window(window: Sequence[StoredMessage], budget: int) -> list[StoredMessa
     return [m for m in picked[-1:] if m.role != "tool"]
 
 
-def build_messages(system: str, window: Sequence[StoredMessage], *, budget: int, system_tokens: int = 0) -> list[Message]:
+def build_messages(
+    system: str, window: Sequence[StoredMessage], *, budget: int, system_tokens: int = 0
+) -> list[Message]:
     """The chat messages for the model: ``system``, then the history that fits what it leaves."""
     history = fit_window(window, max(budget - system_tokens, 0))
     return [{"role": "system", "content": system}, *(m.to_llm() for m in history)]

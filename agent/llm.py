@@ -113,8 +113,17 @@ def is_transient(exc: BaseException) -> bool:
 
     if isinstance(exc, openai.APIConnectionError):  # includes timeouts
         return True
+    if _missing_credentials(exc):
+        return False
     status = _status(exc)
     return status is not None and (status in _TRANSIENT_STATUS or status >= 500)
+
+
+def _missing_credentials(exc: BaseException) -> bool:
+    # The OpenAI SDK refuses before sending when no key is set, and litellm reports that as an
+    # HTTP 500; it is a setup problem, not an outage. (The message names no key: there is none.)
+    text = str(exc).lower()
+    return "missing credentials" in text or "api_key client option must be set" in text
 
 
 def _describe(exc: BaseException) -> str:
@@ -126,6 +135,11 @@ def _describe(exc: BaseException) -> str:
 def _domain_error(exc: BaseException, model: str) -> LLMUnavailable | LLMRejected:
     if is_transient(exc):
         return LLMUnavailable(f"model {model} unavailable: {_describe(exc)}")
+    if _missing_credentials(exc):
+        return LLMRejected(
+            f"model {model}: no API key configured",
+            user_message="My language model needs an API key: an admin should set OMNI_LLM_API_KEY.",
+        )
     litellm = _import_litellm()
     if isinstance(exc, litellm.ContextWindowExceededError):
         return ContextTooLong(f"model {model}: context window exceeded")
@@ -135,8 +149,12 @@ def _domain_error(exc: BaseException, model: str) -> LLMUnavailable | LLMRejecte
 def _log_retry(state: RetryCallState) -> None:
     exc = state.outcome.exception() if state.outcome else None
     wait = state.next_action.sleep if state.next_action else 0.0
-    log.warning("LLM call failed (%s), attempt %d; retrying in %.2fs", _describe(exc) if exc else "?",
-                state.attempt_number, wait)
+    log.warning(
+        "LLM call failed (%s), attempt %d; retrying in %.2fs",
+        _describe(exc) if exc else "?",
+        state.attempt_number,
+        wait,
+    )
 
 
 def _parse_arguments(raw: Any) -> dict[str, Any]:
@@ -211,7 +229,9 @@ class LiteLLMClient:
         retrying = AsyncRetrying(
             retry=retry_if_exception(is_transient),
             stop=stop_after_attempt(policy.attempts) | stop_after_delay(policy.deadline),
-            wait=wait_exponential_jitter(initial=policy.initial_wait, max=policy.max_wait, jitter=policy.jitter),
+            wait=wait_exponential_jitter(
+                multiplier=policy.initial_wait, max=policy.max_wait, jitter=policy.jitter
+            ),
             before_sleep=_log_retry,
             reraise=True,
         )
@@ -234,7 +254,9 @@ def _count_tokens(litellm: ModuleType, messages: list[Message], model: str) -> i
 
 def estimate_tokens(messages: Sequence[Message]) -> int:
     """About four characters a token, plus a little per message: the fallback count."""
-    chars = sum(len(json.dumps(m.get("content") or "")) + len(json.dumps(m.get("tool_calls") or "")) for m in messages)
+    chars = sum(
+        len(json.dumps(m.get("content") or "")) + len(json.dumps(m.get("tool_calls") or "")) for m in messages
+    )
     return chars // 4 + 4 * len(messages)
 
 

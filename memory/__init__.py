@@ -36,7 +36,20 @@ _WHERE = {
     "UsageTotals": "memory.types",
     "UserRecord": "memory.types",
 }
-__all__ = sorted(_WHERE)
+__all__ = [
+    "NewMessage",
+    "NotFound",
+    "PendingUpdate",
+    "SessionRef",
+    "Store",
+    "StoreError",
+    "StoreUnavailable",
+    "StoredMessage",
+    "UsageRecord",
+    "UsageTotals",
+    "UserRecord",
+    "open_store",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -8,7 +8,8 @@
 
 Each request pops the next scripted reply; with an empty queue it answers
 ``echo: <content of the last user message>``. Every JSON body received is kept in
-``requests`` (and each request's headers in ``headers``). Subprocess tests, which cannot reach
+``requests`` (and each request's headers in ``headers``); ``await wait_for_requests(n)``
+returns once n requests arrived. Subprocess tests, which cannot reach
 the object, drive it over HTTP: ``POST /_control/enqueue`` (a JSON list of ScriptedReply
 fields), ``GET /_control/requests``, ``POST /_control/reset``, ``POST /_control/config``
 (``{"default_delay": float}``).
@@ -53,6 +54,8 @@ class ScriptedReply:
     tool_calls: list[dict[str, Any]] | None = None  # [{"name": "files__read", "arguments": {...}}]
     delay: float = 0.0  # seconds before answering
     status: int = 200  # e.g. 500 or 429 to inject a failure (body is an OpenAI-style error)
+    # With a failure status, ``text`` (if given) is the error's message, e.g. a provider's
+    # "maximum context length is ..." which litellm maps to ContextWindowExceededError.
 
 
 def _text_of(content: Any) -> str:
@@ -82,6 +85,7 @@ class FakeLLM:
         self.headers: list[dict[str, str]] = []
         self._queue: deque[ScriptedReply] = deque()
         self._lock = threading.Lock()
+        self._arrived = threading.Condition(self._lock)
         self._call_ids = 0
         self.app = Starlette(
             routes=[
@@ -112,10 +116,21 @@ class FakeLLM:
         with self._lock:
             return len(self._queue)
 
+    async def wait_for_requests(self, count: int = 1, within: float = 10.0) -> None:
+        """Return once ``count`` requests arrived in total (e.g. to cancel a call in flight)."""
+
+        def wait() -> bool:
+            with self._arrived:
+                return self._arrived.wait_for(lambda: len(self.requests) >= count, within)
+
+        if not await asyncio.to_thread(wait):
+            raise TimeoutError(f"the fake LLM got {len(self.requests)} of {count} requests in {within}s")
+
     def _next(self, body: dict[str, Any], headers: dict[str, str]) -> ScriptedReply:
         with self._lock:
             self.requests.append(body)
             self.headers.append(headers)
+            self._arrived.notify_all()
             if self._queue:
                 return self._queue.popleft()
             return ScriptedReply(text=_echo(body), delay=self.default_delay)
@@ -147,10 +162,10 @@ class FakeLLM:
         if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
             return _error(400, "'messages' is a required property.")
         reply = self._next(body, dict(request.headers))
-        if reply.delay:
-            await asyncio.sleep(reply.delay)
+        if reply.delay and await _client_left(request, reply.delay):
+            return Response(status_code=499)  # nobody is listening any more
         if reply.status != 200:
-            return _error(reply.status)
+            return _error(reply.status, reply.text)
         message: dict[str, Any] = {"role": "assistant", "content": reply.text}
         if reply.tool_calls:
             message["tool_calls"] = self._tool_calls(reply.tool_calls)
@@ -204,6 +219,17 @@ class FakeLLM:
         if "default_delay" in config:
             self.default_delay = float(config["default_delay"])
         return JSONResponse({"default_delay": self.default_delay})
+
+
+async def _client_left(request: Request, delay: float) -> bool:
+    """Wait ``delay`` seconds; True as soon as the client hangs up (a cancelled call), so a
+    slow scripted reply never holds up the server's shutdown."""
+    deadline = time.monotonic() + delay
+    while (remaining := deadline - time.monotonic()) > 0:
+        if await request.is_disconnected():
+            return True
+        await asyncio.sleep(min(remaining, 0.05))
+    return False
 
 
 def _error(status: int, message: str | None = None) -> JSONResponse:

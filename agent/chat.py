@@ -1,0 +1,106 @@
+"""``omni chat``: the agent in a terminal, or behind a pipe.
+
+One user message per stdin line, its reply on stdout (flushed at once). Replies may span
+lines; nothing else is written to stdout, so ``printf 'a\\nb\\n' | omni chat`` prints exactly
+two replies. When the model fails, the friendly error takes the reply's place on stdout (a
+pipe user sees why there is no answer) and the chat goes on with the next line; details go
+to the log on stderr. Empty lines are skipped; ``/new`` (or ``/reset``) starts a fresh
+conversation and ``/exit`` ends the chat; at end of input the command exits 0.
+
+With a TTY on stdin, a ``you>`` prompt and tool progress appear on stderr.
+
+stdin is read by a daemon thread that hands lines to the loop: this works the same for a
+TTY, a pipe and a regular file (which ``loop.connect_read_pipe`` cannot watch), and the loop
+never blocks on input.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import threading
+from typing import TextIO
+
+from agent.factory import open_agent
+from agent.loop import Agent
+from agent.types import Progress, Turn
+from memory.store import open_store
+from omni.errors import OmniError
+from omni.settings import Settings
+
+log = logging.getLogger(__name__)
+
+PROMPT = "you> "
+NEW_COMMANDS = frozenset({"/new", "/reset"})
+EXIT_COMMANDS = frozenset({"/exit", "/quit"})
+
+
+def _start_reader(stream: TextIO, loop: asyncio.AbstractEventLoop) -> asyncio.Queue[str | None]:
+    """Lines of ``stream`` arrive on the returned queue; None marks the end of input."""
+    # Unbounded, but the reader can only be ahead of the user by what they typed or piped in.
+    lines: asyncio.Queue[str | None] = asyncio.Queue()
+
+    def read() -> None:
+        try:
+            for line in stream:
+                loop.call_soon_threadsafe(lines.put_nowait, line.rstrip("\r\n"))
+        except (OSError, ValueError):  # stdin closed under us: same as end of input
+            pass
+        finally:
+            try:
+                loop.call_soon_threadsafe(lines.put_nowait, None)
+            except RuntimeError:  # the loop is gone: the chat ended first
+                pass
+
+    threading.Thread(target=read, name="stdin-reader", daemon=True).start()
+    return lines
+
+
+def _say(text: str, stream: TextIO) -> None:
+    stream.write(text + "\n")
+    stream.flush()
+
+
+async def _show_progress(event: Progress) -> None:
+    if event.kind != "thinking":
+        _say(f"  … {event.text}", sys.stderr)
+
+
+async def _answer(agent: Agent, session_key: str, text: str, interactive: bool) -> str:
+    try:
+        reply = await agent.reply(
+            Turn(session_key=session_key, text=text), _show_progress if interactive else None
+        )
+    except OmniError as exc:
+        log.warning("no reply: %s", exc)
+        return exc.user_message
+    return reply.text
+
+
+async def run_chat(settings: Settings, session: str) -> int:
+    """Chat on stdin/stdout in session ``cli:<session>`` until end of input; returns 0."""
+    interactive = sys.stdin.isatty()
+    session_key = f"cli:{session}"
+    async with open_store(settings.database_url) as store, open_agent(settings, store) as agent:
+        agent.warm_up()
+        lines = _start_reader(sys.stdin, asyncio.get_running_loop())
+        while True:
+            if interactive:
+                sys.stderr.write(PROMPT)
+                sys.stderr.flush()
+            line = await lines.get()
+            if line is None:
+                if interactive:
+                    _say("", sys.stderr)
+                return 0
+            text = line.strip()
+            if not text:
+                continue
+            if text in EXIT_COMMANDS:
+                return 0
+            if text in NEW_COMMANDS:
+                await agent.new_session(session_key)
+                _say("(started a new conversation)", sys.stderr)
+                continue
+            _say(await _answer(agent, session_key, text, interactive), sys.stdout)

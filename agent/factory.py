@@ -1,0 +1,41 @@
+"""open_agent(settings, store): the one place an Agent is assembled from Settings."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from agent.llm import LiteLLMClient, RetryPolicy
+from agent.loop import MODEL_KEY, Agent, AgentConfig, ToolProvider
+from memory.store import Store
+from omni.errors import SettingsError
+from omni.settings import Settings
+
+
+def llm_client(settings: Settings, retry: RetryPolicy | None = None) -> LiteLLMClient:
+    return LiteLLMClient(
+        api_base=settings.llm_api_base,
+        api_key=settings.llm_api_key,
+        timeout=settings.llm_timeout,
+        retry=retry or RetryPolicy(),
+    )
+
+
+@asynccontextmanager
+async def open_agent(
+    settings: Settings, store: Store, *, tools: ToolProvider | None = None, retry: RetryPolicy | None = None
+) -> AsyncIterator[Agent]:
+    """An Agent on ``store``, using the model persisted by /model if there is one.
+
+    ``tools`` is the toolbox the caller opened (and closes); ``retry`` tunes the LLM backoff.
+    """
+    if not settings.llm_model:
+        raise SettingsError("OMNI_LLM_MODEL: is required by the agent but not set")
+    persisted = await store.kv.get(MODEL_KEY)
+    config = AgentConfig(
+        model=persisted if isinstance(persisted, str) and persisted else settings.llm_model,
+        history_tokens=settings.history_tokens,
+        max_tool_rounds=settings.max_tool_rounds,
+        tool_timeout=settings.tool_timeout,
+    )
+    yield Agent(store, llm_client(settings, retry), config, tools=tools)

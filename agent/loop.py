@@ -1,0 +1,271 @@
+"""Agent.reply(turn): store the question, ask the model (calling tools it asks for), store the answer.
+
+The user's message is stored before the model is called, so a failure or a /stop never loses
+it. Each tool round (the assistant's tool calls with all their results) is stored in one
+transaction after the tools ran, and the answer after that: whatever interrupts a turn, the
+stored session is one the provider accepts, and the next turn simply continues it. A Telegram
+update (``turn.update_id``) is stored once and answered once, even when it is replayed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, tzinfo
+from typing import Any, Protocol
+
+from agent.context import build_messages
+from agent.errors import AgentError
+from agent.llm import Completion, LLMClient, Message
+from agent.prompts import system_prompt
+from agent.types import Progress, ProgressCallback, Reply, ToolCall, Turn, Usage
+from memory.store import Store
+from memory.types import NewMessage, StoredMessage, UsageRecord
+from omni.errors import OmniError
+
+log = logging.getLogger(__name__)
+
+MODEL_KEY = "agent.model"  # store.kv: the model an admin chose with /model
+
+MAX_TOOL_RESULT_CHARS = 32_000
+
+EMPTY_ANSWER = "I don't have an answer to that. Could you rephrase it?"
+NO_TOOLS_ANSWER = "I would need a tool for that, but I have no tools available right now."
+STEP_LIMIT_ANSWER = (
+    "I stopped after {rounds} rounds of tool calls without finishing. "
+    "Tell me to continue, or narrow the request down."
+)
+
+
+class ToolProvider(Protocol):
+    """Tools the model may call (the MCP toolbox); OpenAI function-calling format."""
+
+    async def list_tools(self, turn: Turn) -> list[dict[str, Any]]: ...
+
+    async def call(self, name: str, arguments: dict[str, Any], turn: Turn) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class AgentConfig:
+    model: str
+    history_tokens: int = 12_000
+    max_tool_rounds: int = 20
+    tool_timeout: float = 60.0
+    timezone: tzinfo | None = None  # None: the machine's local zone
+
+
+class Agent:
+    """The conversation loop shared by the bot, `omni chat` and the gateway."""
+
+    def __init__(
+        self,
+        store: Store,
+        llm: LLMClient,
+        config: AgentConfig,
+        tools: ToolProvider | None = None,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self._store = store
+        self._llm = llm
+        self._config = config
+        self._tools = tools
+        self._model = config.model
+        self._clock = clock or (lambda: datetime.now(UTC))
+        self._known_chats: set[str] = set()
+
+    @property
+    def model(self) -> str:
+        return self._model
+
+    async def set_model(self, name: str) -> None:
+        """Switch the model for every chat; persisted, so it survives restarts."""
+        name = name.strip()
+        if not name:
+            raise AgentError("empty model name", user_message="Give a model name, e.g. openai/gpt-4o-mini.")
+        await self._store.kv.set(MODEL_KEY, name)
+        self._model = name
+        log.info("model switched to %s", name)
+
+    async def reload(self) -> None:
+        """Re-read state other processes may have changed (the persisted model), for /reload."""
+        persisted = await self._store.kv.get(MODEL_KEY)
+        self._model = persisted if isinstance(persisted, str) and persisted else self._config.model
+
+    def warm_up(self) -> None:
+        """Start loading the model library in the background (it takes seconds)."""
+        self._llm.warm_up()
+
+    async def new_session(self, session_key: str, telegram_chat_id: int | None = None) -> None:
+        await self._store.conversations.new_session(session_key, telegram_chat_id=telegram_chat_id)
+
+    async def stats(self) -> dict[str, Any]:
+        """Extras for /status: the model and today's LLM calls, tokens and cost."""
+        midnight = self._clock().astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        today = await self._store.usage.totals(since=midnight.replace(tzinfo=None))
+        return {
+            "model": self.model,
+            "llm_calls_today": today.calls,
+            "tokens_today": today.prompt_tokens + today.completion_tokens,
+            "cost_today": round(today.cost, 6),
+        }
+
+    async def reply(self, turn: Turn, progress: ProgressCallback | None = None) -> Reply:
+        conversations = self._store.conversations
+        ref = await conversations.current(
+            turn.session_key, telegram_chat_id=turn.telegram_chat_id, owner_id=await self._owner(turn)
+        )
+        stored = None
+        if turn.update_id is not None:
+            stored = await conversations.find_by_update(ref.session_id, turn.update_id)
+        if stored is None:
+            await self._store_question(ref.session_id, turn)
+        else:
+            answered = await self._stored_answer(ref.session_id, stored)
+            if answered is not None:
+                log.info("update %s was answered before; replaying the stored answer", turn.update_id)
+                return answered
+        return await self._answer(ref.session_id, turn, progress)
+
+    async def _owner(self, turn: Turn) -> int | None:
+        """The user owning a new chat, if they are a known user (chats.owner_id is a foreign key)."""
+        if turn.session_key in self._known_chats or turn.user_id is None:
+            return None
+        self._known_chats.add(turn.session_key)
+        return turn.user_id if await self._store.users.get(turn.user_id) is not None else None
+
+    async def _store_question(self, session_id: int, turn: Turn) -> None:
+        message = {"role": "user", "content": turn.text}
+        await self._store.conversations.append(
+            session_id,
+            NewMessage(
+                role="user",
+                content=turn.text,
+                tokens=await self._llm.count_tokens([message], model=self.model),
+                user_id=turn.user_id,
+                telegram_update_id=turn.update_id,
+                telegram_message_id=turn.message_id,
+            ),
+        )
+
+    async def _stored_answer(self, session_id: int, question: StoredMessage) -> Reply | None:
+        for message in await self._store.conversations.after(session_id, question.id):
+            if message.role == "user":
+                break
+            if message.role == "assistant" and not message.tool_calls:
+                return Reply(text=message.content or "", message_id=message.id, replayed=True)
+        return None
+
+    async def _answer(self, session_id: int, turn: Turn, progress: ProgressCallback | None) -> Reply:
+        model = self.model
+        tools = await self._tools.list_tools(turn) if self._tools is not None else []
+        messages = await self._prompt(session_id, turn, model, tools)
+        total = Usage()
+        for _ in range(self._config.max_tool_rounds):
+            await _notify(progress, Progress("thinking", "Thinking…"))
+            completion = await self._llm.complete(messages, model=model, tools=tools or None)
+            total += completion.usage
+            await self._record_usage(completion, turn, session_id)
+            if not completion.tool_calls:
+                return await self._finish(session_id, completion.text or EMPTY_ANSWER, total, completion)
+            if not tools:
+                log.warning(
+                    "model asked for tools %s but none are available", [c.name for c in completion.tool_calls]
+                )
+                return await self._finish(session_id, completion.text or NO_TOOLS_ANSWER, total, completion)
+            results = [await self._run_tool(call, turn, progress) for call in completion.tool_calls]
+            await self._store_round(session_id, completion, results)
+            messages += [completion.message, *results]
+        rounds = self._config.max_tool_rounds
+        return await self._finish(session_id, STEP_LIMIT_ANSWER.format(rounds=rounds), total, None)
+
+    async def _prompt(self, session_id: int, turn: Turn, model: str, tools: list[Message]) -> list[Message]:
+        now = self._clock().astimezone(self._config.timezone)
+        system = system_prompt(now, user_name=turn.user_name, tools=bool(tools))
+        system_tokens = await self._llm.count_tokens([{"role": "system", "content": system}], model=model)
+        # Tool schemas ride along in every request and take room from the history too.
+        system_tokens += len(json.dumps(tools)) // 4 if tools else 0
+        budget = self._config.history_tokens
+        window = await self._store.conversations.window(session_id, max(budget - system_tokens, 0))
+        return build_messages(system, window, budget=budget, system_tokens=system_tokens)
+
+    async def _record_usage(self, completion: Completion, turn: Turn, session_id: int) -> None:
+        usage = completion.usage
+        await self._store.usage.record(
+            UsageRecord(
+                model=completion.model,
+                prompt_tokens=usage.prompt_tokens,
+                completion_tokens=usage.completion_tokens,
+                cost=usage.cost,
+                latency_ms=usage.latency_ms,
+                user_id=turn.user_id,
+                session_id=session_id,
+            )
+        )
+
+    async def _run_tool(self, call: ToolCall, turn: Turn, progress: ProgressCallback | None) -> Message:
+        assert self._tools is not None  # only called when tools were offered
+        await _notify(progress, Progress("tool_start", f"Using {call.name}…", tool=call.name))
+        try:
+            async with asyncio.timeout(self._config.tool_timeout):
+                result = await self._tools.call(call.name, call.arguments, turn)
+        except TimeoutError:
+            result = f"error: {call.name} did not finish within {self._config.tool_timeout:g} seconds"
+        except OmniError as exc:  # a tool's expected failure is information for the model
+            log.info("tool %s failed: %r", call.name, exc)
+            result = f"error: {exc.user_message}"
+        if len(result) > MAX_TOOL_RESULT_CHARS:
+            # One huge result (a big file, a long page) must not crowd the whole history out.
+            result = result[:MAX_TOOL_RESULT_CHARS] + f"\n… (truncated: {len(result)} characters in all)"
+        failed = result.startswith("error:")
+        await _notify(progress, Progress("tool_end", f"{'✗' if failed else '✓'} {call.name}", tool=call.name))
+        return {"role": "tool", "tool_call_id": call.id, "name": call.name, "content": result}
+
+    async def _store_round(self, session_id: int, completion: Completion, results: Sequence[Message]) -> None:
+        usage = completion.usage
+        rows = [
+            NewMessage(
+                role="assistant",
+                content=completion.message.get("content"),
+                tokens=await self._llm.count_tokens([completion.message], model=completion.model),
+                tool_calls=completion.message.get("tool_calls"),
+                prompt_tokens=usage.prompt_tokens,
+                completion_tokens=usage.completion_tokens,
+            )
+        ]
+        for result in results:
+            rows.append(
+                NewMessage(
+                    role="tool",
+                    content=result["content"],
+                    tokens=await self._llm.count_tokens([result], model=completion.model),
+                    tool_call_id=result["tool_call_id"],
+                    tool_name=result["name"],
+                )
+            )
+        await self._store.conversations.append(session_id, *rows)
+
+    async def _finish(self, session_id: int, text: str, total: Usage, completion: Completion | None) -> Reply:
+        message = {"role": "assistant", "content": text}
+        (message_id,) = await self._store.conversations.append(
+            session_id,
+            NewMessage(
+                role="assistant",
+                content=text,
+                tokens=await self._llm.count_tokens([message], model=self.model),
+                prompt_tokens=completion.usage.prompt_tokens if completion else None,
+                completion_tokens=completion.usage.completion_tokens if completion else None,
+            ),
+        )
+        return Reply(text=text, message_id=message_id, usage=total)
+
+
+async def _notify(progress: ProgressCallback | None, event: Progress) -> None:
+    if progress is None:
+        return
+    try:
+        await progress(event)
+    except Exception:  # a status line failing to update must not cost the user the answer
+        log.warning("progress callback failed", exc_info=True)
