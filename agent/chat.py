@@ -7,7 +7,7 @@ pipe user sees why there is no answer) and the chat goes on with the next line; 
 to the log on stderr. Empty lines are skipped; ``/new`` (or ``/reset``) starts a fresh
 conversation and ``/exit`` ends the chat; at end of input the command exits 0.
 
-With a TTY on stdin, a ``you>`` prompt and tool progress appear on stderr.
+Tool activity goes to stderr; with a TTY on stdin, so does a ``you>`` prompt.
 
 stdin is read by a daemon thread that hands lines to the loop: this works the same for a
 TTY, a pipe and a regular file (which ``loop.connect_read_pipe`` cannot watch), and the loop
@@ -67,11 +67,11 @@ async def _show_progress(event: Progress) -> None:
         _say(f"  … {event.text}", sys.stderr)
 
 
-async def _answer(agent: Agent, session_key: str, text: str, interactive: bool) -> str:
+async def _answer(agent: Agent, session_key: str, text: str) -> str:
+    # The person at the terminal owns this machine: admin tools, the whole workspace.
+    turn = Turn(session_key=session_key, text=text, is_admin=True)
     try:
-        reply = await agent.reply(
-            Turn(session_key=session_key, text=text), _show_progress if interactive else None
-        )
+        reply = await agent.reply(turn, _show_progress)
     except OmniError as exc:
         log.warning("no reply: %s", exc)
         return exc.user_message
@@ -103,4 +103,4 @@ async def run_chat(settings: Settings, session: str) -> int:
                 await agent.new_session(session_key)
                 _say("(started a new conversation)", sys.stderr)
                 continue
-            _say(await _answer(agent, session_key, text, interactive), sys.stdout)
+            _say(await _answer(agent, session_key, text), sys.stdout)

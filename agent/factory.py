@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 from agent.llm import LiteLLMClient, RetryPolicy
 from agent.loop import MODEL_KEY, Agent, AgentConfig, ToolProvider
+from agent.toolbox import ToolBox
 from memory.store import Store
 from omni.errors import SettingsError
 from omni.settings import Settings
@@ -21,16 +22,34 @@ def llm_client(settings: Settings, retry: RetryPolicy | None = None) -> LiteLLMC
     )
 
 
+class _Default:
+    """Marker: open the MCP toolbox from settings."""
+
+
+FROM_SETTINGS = _Default()
+
+
 @asynccontextmanager
 async def open_agent(
-    settings: Settings, store: Store, *, tools: ToolProvider | None = None, retry: RetryPolicy | None = None
+    settings: Settings,
+    store: Store,
+    *,
+    tools: ToolProvider | None | _Default = FROM_SETTINGS,
+    retry: RetryPolicy | None = None,
 ) -> AsyncIterator[Agent]:
     """An Agent on ``store``, using the model persisted by /model if there is one.
 
-    ``tools`` is the toolbox the caller opened (and closes); ``retry`` tunes the LLM backoff.
+    By default the agent gets a :class:`ToolBox` of the built-in skills server and the servers
+    of ``OMNI_MCP_CONFIG``, started in the background and closed on exit (no orphans). Pass
+    ``tools`` to bring your own provider (or ``None`` for none); ``retry`` tunes LLM backoff.
     """
     if not settings.llm_model:
         raise SettingsError("OMNI_LLM_MODEL: is required by the agent but not set")
+    if isinstance(tools, _Default):
+        async with ToolBox.from_settings(settings) as box:
+            async with open_agent(settings, store, tools=box, retry=retry) as agent:
+                yield agent
+        return
     persisted = await store.kv.get(MODEL_KEY)
     config = AgentConfig(
         model=persisted if isinstance(persisted, str) and persisted else settings.llm_model,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
@@ -21,6 +22,7 @@ from agent.context import build_messages
 from agent.errors import AgentError
 from agent.llm import Completion, LLMClient, Message
 from agent.prompts import system_prompt
+from agent.toolbox import ServerStatus, ToolBox
 from agent.types import Progress, ProgressCallback, Reply, ToolCall, Turn, Usage
 from memory.store import Store
 from memory.types import NewMessage, StoredMessage, UsageRecord
@@ -34,6 +36,15 @@ MAX_TOOL_RESULT_CHARS = 32_000
 
 EMPTY_ANSWER = "I don't have an answer to that. Could you rephrase it?"
 NO_TOOLS_ANSWER = "I would need a tool for that, but I have no tools available right now."
+REPEAT_LIMIT = 3
+LOOP_ANSWER = (
+    "I stopped because I was calling {tool} again and again with the same arguments, "
+    "which was getting nowhere. Could you tell me more about what you need?"
+)
+FINAL_NOTE = (
+    "(Note from the system: the limit of {rounds} tool rounds is reached. Do not call tools; "
+    "answer now with what you have found, and say what is left undone.)"
+)
 STEP_LIMIT_ANSWER = (
     "I stopped after {rounds} rounds of tool calls without finishing. "
     "Tell me to continue, or narrow the request down."
@@ -89,10 +100,20 @@ class Agent:
         self._model = name
         log.info("model switched to %s", name)
 
-    async def reload(self) -> None:
-        """Re-read state other processes may have changed (the persisted model), for /reload."""
+    async def reload(self) -> list[str]:
+        """Re-read what can change without a restart: the persisted model and the MCP servers'
+        config (servers whose entry changed are restarted). Returns what changed, for /reload."""
         persisted = await self._store.kv.get(MODEL_KEY)
-        self._model = persisted if isinstance(persisted, str) and persisted else self._config.model
+        model = persisted if isinstance(persisted, str) and persisted else self._config.model
+        changes = [f"model is now {model}"] if model != self._model else []
+        self._model = model
+        if isinstance(self._tools, ToolBox):
+            changes += await self._tools.reload_config()
+        return changes
+
+    def tool_servers(self) -> list[ServerStatus]:
+        """Each MCP server's state, for /status and doctor."""
+        return self._tools.status() if isinstance(self._tools, ToolBox) else []
 
     def warm_up(self) -> None:
         """Start loading the model library in the background (it takes seconds)."""
@@ -163,11 +184,10 @@ class Agent:
         tools = await self._tools.list_tools(turn) if self._tools is not None else []
         messages = await self._prompt(session_id, turn, model, tools)
         total = Usage()
+        seen: Counter[str] = Counter()
         for _ in range(self._config.max_tool_rounds):
-            await _notify(progress, Progress("thinking", "Thinking…"))
-            completion = await self._llm.complete(messages, model=model, tools=tools or None)
+            completion = await self._complete(messages, turn, session_id, model, tools, progress)
             total += completion.usage
-            await self._record_usage(completion, turn, session_id)
             if not completion.tool_calls:
                 return await self._finish(session_id, completion.text or EMPTY_ANSWER, total, completion)
             if not tools:
@@ -175,11 +195,52 @@ class Agent:
                     "model asked for tools %s but none are available", [c.name for c in completion.tool_calls]
                 )
                 return await self._finish(session_id, completion.text or NO_TOOLS_ANSWER, total, completion)
-            results = [await self._run_tool(call, turn, progress) for call in completion.tool_calls]
+            looping = _repeated(completion.tool_calls, seen)
+            if looping is not None:
+                log.warning(
+                    "stopping a tool loop: %s called %d times with the same arguments", looping, REPEAT_LIMIT
+                )
+                return await self._finish(session_id, LOOP_ANSWER.format(tool=looping), total, completion)
+            # Independent calls of one step run side by side; results keep the calls' order.
+            results = await asyncio.gather(
+                *(self._run_tool(c, turn, progress) for c in completion.tool_calls)
+            )
             await self._store_round(session_id, completion, results)
             messages += [completion.message, *results]
+        return await self._final_without_tools(session_id, messages, turn, model, total, progress)
+
+    async def _complete(
+        self,
+        messages: list[Message],
+        turn: Turn,
+        session_id: int,
+        model: str,
+        tools: list[Message],
+        progress: ProgressCallback | None,
+    ) -> Completion:
+        await _notify(progress, Progress("thinking", "Thinking…"))
+        completion = await self._llm.complete(messages, model=model, tools=tools or None)
+        await self._record_usage(completion, turn, session_id)
+        return completion
+
+    async def _final_without_tools(
+        self,
+        session_id: int,
+        messages: list[Message],
+        turn: Turn,
+        model: str,
+        total: Usage,
+        progress: ProgressCallback | None,
+    ) -> Reply:
+        """Out of tool rounds: ask once more, with no tools on offer, for the best answer so far."""
         rounds = self._config.max_tool_rounds
-        return await self._finish(session_id, STEP_LIMIT_ANSWER.format(rounds=rounds), total, None)
+        note = {"role": "user", "content": FINAL_NOTE.format(rounds=rounds)}  # not stored
+        completion = await self._complete([*messages, note], turn, session_id, model, [], progress)
+        total += completion.usage
+        text = completion.text if completion.text and not completion.tool_calls else None
+        return await self._finish(
+            session_id, text or STEP_LIMIT_ANSWER.format(rounds=rounds), total, completion
+        )
 
     async def _prompt(self, session_id: int, turn: Turn, model: str, tools: list[Message]) -> list[Message]:
         now = self._clock().astimezone(self._config.timezone)
@@ -207,7 +268,9 @@ class Agent:
 
     async def _run_tool(self, call: ToolCall, turn: Turn, progress: ProgressCallback | None) -> Message:
         assert self._tools is not None  # only called when tools were offered
-        await _notify(progress, Progress("tool_start", f"Using {call.name}…", tool=call.name))
+        describe = getattr(self._tools, "describe", None)
+        label = describe(call.name, call.arguments) if callable(describe) else f"Using {call.name}…"
+        await _notify(progress, Progress("tool_start", str(label), tool=call.name))
         try:
             async with asyncio.timeout(self._config.tool_timeout):
                 result = await self._tools.call(call.name, call.arguments, turn)
@@ -219,7 +282,7 @@ class Agent:
         if len(result) > MAX_TOOL_RESULT_CHARS:
             # One huge result (a big file, a long page) must not crowd the whole history out.
             result = result[:MAX_TOOL_RESULT_CHARS] + f"\n… (truncated: {len(result)} characters in all)"
-        failed = result.startswith("error:")
+        failed = result[:6].lower().startswith("error")
         await _notify(progress, Progress("tool_end", f"{'✗' if failed else '✓'} {call.name}", tool=call.name))
         return {"role": "tool", "tool_call_id": call.id, "name": call.name, "content": result}
 
@@ -260,6 +323,16 @@ class Agent:
             ),
         )
         return Reply(text=text, message_id=message_id, usage=total)
+
+
+def _repeated(calls: Sequence[ToolCall], seen: Counter[str]) -> str | None:
+    """The name of a call asked for in :data:`REPEAT_LIMIT` steps with the same arguments.
+
+    Counted once per step: identical calls side by side in one step are a fan-out, not a loop.
+    """
+    keys = {f"{c.name}\0{json.dumps(c.arguments, sort_keys=True, default=str)}": c.name for c in calls}
+    seen.update(keys.keys())
+    return next((name for key, name in keys.items() if seen[key] >= REPEAT_LIMIT), None)
 
 
 async def _notify(progress: ProgressCallback | None, event: Progress) -> None:

@@ -13,14 +13,16 @@ import hashlib
 import json
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
-from agent.mcp_config import BUILTIN, ServerSpec
+from agent.mcp_config import BUILTIN, ServerSpec, server_specs
 from agent.mcp_connection import McpConnection, RemoteTool, ServerGone
 from agent.progress import describe_call
 from agent.types import Turn
+from omni.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -94,8 +96,17 @@ class ToolBox:
         self._result_cap = result_cap
         self._connections: dict[str, McpConnection] = {}
         self._routes: dict[str, Route] = {}
+        self._starting: asyncio.Task[None] | None = None
+        self.source: Callable[[], dict[str, ServerSpec]] | None = None  # re-read on reload_config()
         for name, spec in specs.items():
             self._connections[name] = self._connection(name, spec)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ToolBox:
+        """The built-in skills server plus OMNI_MCP_CONFIG's; bad config raises SettingsError."""
+        box = cls(server_specs(settings), call_timeout=settings.tool_timeout)
+        box.source = lambda: server_specs(settings)
+        return box
 
     def _connection(self, name: str, spec: ServerSpec) -> McpConnection:
         return McpConnection(name, spec, start_timeout=self._start_timeout, on_tools_changed=self._reindex)
@@ -103,6 +114,15 @@ class ToolBox:
     async def start(self) -> None:
         """Start every server at once; a failure is recorded and the others go on."""
         await asyncio.gather(*(self._try_start(c) for c in self._connections.values()))
+
+    def start_in_background(self) -> None:
+        """Start the servers without waiting (the bot polls meanwhile); first use waits for them."""
+        if self._starting is None:
+            self._starting = asyncio.create_task(self.start(), name="toolbox-start")
+
+    async def _started(self) -> None:
+        if self._starting is not None:
+            await asyncio.shield(self._starting)
 
     async def _try_start(self, conn: McpConnection) -> None:
         try:
@@ -138,6 +158,7 @@ class ToolBox:
 
     async def list_tools(self, turn: Turn) -> list[dict[str, Any]]:
         """OpenAI-format tool definitions this user may call."""
+        await self._started()
         return [
             {
                 "type": "function",
@@ -153,6 +174,7 @@ class ToolBox:
 
     async def call(self, name: str, arguments: dict[str, Any], turn: Turn) -> str:
         """Run a tool; every failure comes back as text for the model, never as an exception."""
+        await self._started()
         route = self._routes.get(name)
         if route is None:
             return _unknown(name, list(self._routes))
@@ -202,6 +224,12 @@ class ToolBox:
             text = f"{text[: self._result_cap]}\n{note}"
         return text
 
+    async def reload_config(self) -> list[str]:
+        """Re-read the servers' config (OMNI_MCP_CONFIG) and apply what changed."""
+        if self.source is None:
+            return []
+        return await self.reload(self.source())
+
     async def reload(self, specs: dict[str, ServerSpec]) -> list[str]:
         """Apply a re-read config: start new servers, restart changed ones, stop removed ones."""
         changes: list[str] = []
@@ -222,10 +250,13 @@ class ToolBox:
         return changes
 
     async def aclose(self) -> None:
+        if self._starting is not None and not self._starting.done():
+            self._starting.cancel()
+            await asyncio.gather(self._starting, return_exceptions=True)
         await asyncio.gather(*(c.close() for c in self._connections.values()), return_exceptions=True)
 
     async def __aenter__(self) -> ToolBox:
-        await self.start()
+        self.start_in_background()
         return self
 
     async def __aexit__(

@@ -317,12 +317,18 @@ async def test_slow_tool_times_out_into_an_error_for_the_model(agent_on: OpenAge
 
 
 async def test_tool_rounds_are_bounded(agent_on: OpenAgent, llm: FakeLLM) -> None:
-    llm.enqueue(*[ScriptedReply(tool_calls=[{"name": "clock", "arguments": {}}])] * 2)
+    llm.enqueue(
+        ScriptedReply(tool_calls=[{"name": "clock", "arguments": {"n": 1}}]),
+        ScriptedReply(tool_calls=[{"name": "clock", "arguments": {"n": 2}}]),
+        ScriptedReply(text="Best I can do."),
+    )
     async with agent_on(tools=Clock(), max_tool_rounds=2) as agent:
         reply = await agent.reply(turn("loop forever"))
 
-    assert "stopped after 2 rounds" in reply.text
-    assert len(llm.requests) == 2
+    # After the last round the model is asked once more, with no tools, for a final answer.
+    assert reply.text == "Best I can do."
+    assert len(llm.requests) == 3
+    assert not llm.requests[2].get("tools")
 
 
 async def test_huge_tool_result_is_cut_before_it_reaches_the_model(agent_on: OpenAgent, llm: FakeLLM) -> None:
