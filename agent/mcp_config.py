@@ -107,6 +107,7 @@ def builtin_spec(settings: Settings) -> StdioSpec:
         "OMNI_WEB_ALLOW_PRIVATE": "true" if settings.web_allow_private else "false",
         "OMNI_LOG_LEVEL": "WARNING" if settings.log_level == "INFO" else settings.log_level,
     }
+    settings.data_dir.mkdir(parents=True, exist_ok=True)  # its working directory
     if settings.skills_dirs:
         import os
 

@@ -6,12 +6,15 @@ called outside a running loop (async callers use ``asyncio.to_thread``).
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from contextlib import closing
 from pathlib import Path
 
 from memory._url import sqlite_path
 from memory.errors import StoreUnavailable
+
+log = logging.getLogger(__name__)
 
 # The newest revision in migrations/versions; a test keeps the two in step. It lets start-up
 # skip importing Alembic when the database is already current.
@@ -50,6 +53,7 @@ def upgrade(url: str) -> str:
         command.upgrade(alembic_config(url), "head")  # type: ignore[arg-type]
     except Exception as exc:  # any driver or filesystem failure: one clear message, no traceback
         raise StoreUnavailable(f"cannot migrate the database: {exc.__class__.__name__}: {exc}") from exc
+    log.info("database is at revision %s", HEAD_REVISION)
     return HEAD_REVISION
 
 

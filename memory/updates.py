@@ -57,6 +57,36 @@ class UpdateLedger:
             )
             return bool(result.rowcount)  # type: ignore[attr-defined]
 
+    async def arrive(
+        self,
+        update_id: int,
+        owner: str,
+        *,
+        chat_id: int | None,
+        user_id: int | None,
+        payload: dict[str, Any] | None,
+    ) -> bool:
+        """``record`` and ``claim`` in one transaction (the bot's hot path); True: ours to answer."""
+        async with self._sessions.begin() as db:
+            row = await db.get(InboundUpdate, update_id)
+            if row is None:
+                db.add(
+                    InboundUpdate(
+                        update_id=update_id,
+                        chat_id=chat_id,
+                        user_id=user_id,
+                        payload=payload,
+                        status="processing",
+                        claimed_by=owner,
+                        attempts=1,
+                    )
+                )
+                return True
+            if row.status not in _OPEN or row.claimed_by == owner:
+                return False
+            row.status, row.claimed_by, row.attempts = "processing", owner, row.attempts + 1
+            return True
+
     async def finish(self, update_id: int, status: UpdateStatus, error: str | None = None) -> None:
         """Close an update; the payload is dropped once it can no longer be replayed."""
         async with self._sessions.begin() as db:

@@ -41,6 +41,14 @@ class Users:
             value = await db.scalar(select(User.access).where(User.id == user_id))
             return value if value in ("allowed", "denied") else None  # type: ignore[return-value]
 
+    async def decisions(self) -> dict[int, Access]:
+        """Every admin decision (/allow, /deny) by user id: few rows, read once into the gate."""
+        async with self._sessions() as db:
+            rows = await db.execute(
+                select(User.id, User.access).where(User.access.in_(("allowed", "denied")))
+            )
+            return {int(user_id): "allowed" if access == "allowed" else "denied" for user_id, access in rows}
+
     async def touch(
         self, user_id: int, *, display_name: str | None, username: str | None, is_admin: bool
     ) -> UserRecord:

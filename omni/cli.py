@@ -21,14 +21,19 @@ if TYPE_CHECKING:
 EXIT_SETTINGS = 2
 
 
-def _prepare(*required: str, migrate: bool = True) -> Settings:
-    """Settings, logging and (usually) a database at head: the start of every command."""
+def _prepare(*required: str, migrate: bool = True, tools: bool = False) -> Settings:
+    """Settings, logging and (usually) a database at head: the start of every command.
+
+    ``tools``: the command starts MCP servers, so their config file is checked up front too.
+    """
     from omni.logging import setup_logging
     from omni.settings import load_settings
 
     settings = load_settings()
     settings.require(*required)
     setup_logging(settings.log_level, settings.secrets())
+    if tools:
+        _check_mcp_config(settings)
     if migrate:
         _migrate(settings, fast=True)
     return settings
@@ -48,15 +53,22 @@ def _migrate(settings: Settings, *, fast: bool) -> str:
         raise SettingsError(f"OMNI_DATABASE_URL: {exc}") from None
 
 
+def _check_mcp_config(settings: Settings) -> None:
+    """A broken OMNI_MCP_CONFIG stops the command before anything starts (exit 2)."""
+    from agent.mcp_config import server_specs
+
+    server_specs(settings)
+
+
 def cmd_bot(args: argparse.Namespace) -> int:
-    settings = _prepare("telegram_token", "llm_model")
+    settings = _prepare("telegram_token", "llm_model", tools=True)
     from bot.run import serve
 
     return asyncio.run(serve(settings))
 
 
 def cmd_chat(args: argparse.Namespace) -> int:
-    settings = _prepare("llm_model")
+    settings = _prepare("llm_model", tools=True)
     from agent.chat import run_chat
 
     return asyncio.run(run_chat(settings, session=args.session))

@@ -1,5 +1,8 @@
 """``omni doctor``: one line per check, ✓ or ✗, exit 1 on any failure.
 
+Checks: settings, database (exists and at head), LLM endpoint, Telegram token (getMe), and
+each MCP server the agent would start (built-in skills + OMNI_MCP_CONFIG).
+
 Settings come first; if they are invalid nothing else can be checked and the command ends
 with exit 2 like every other command.
 """
@@ -102,7 +105,33 @@ async def check_telegram(settings: Settings) -> Check:
     return Check("telegram", True, f"@{data['result'].get('username')} via {settings.telegram_api_url}")
 
 
-CHECKS: list[Callable[[Settings], Awaitable[Check]]] = [check_database, check_llm, check_telegram]
+async def check_mcp_servers(settings: Settings) -> list[Check]:
+    """Start every MCP server the agent would use (built-in skills + OMNI_MCP_CONFIG)."""
+    from agent.toolbox import ToolBox
+
+    try:
+        box = ToolBox.from_settings(settings)
+    except SettingsError as exc:
+        return [Check("mcp", False, str(exc))]
+    try:
+        await box.start()
+        return [
+            Check(
+                f"mcp {s.name}",
+                s.state == "ready",
+                f"{s.tools} tools" if s.state == "ready" else str(s.error),
+            )
+            for s in box.status()
+        ] or [Check("mcp", True, "no servers configured")]
+    finally:
+        await box.aclose()
+
+
+async def _one(check: Callable[[Settings], Awaitable[Check]], settings: Settings) -> list[Check]:
+    return [await check(settings)]
+
+
+CHECKS: list[Callable[[Settings], Awaitable[Check]]] = [check_llm, check_telegram]
 
 
 async def run_doctor() -> int:
@@ -112,7 +141,10 @@ async def run_doctor() -> int:
         print(Check("settings", False, str(exc)).line())
         return 2
     print(Check("settings", True, f"valid (data in {settings.data_dir})").line())
-    results = await asyncio.gather(*(check(settings) for check in CHECKS))
+    # The database first: starting the skills server below migrates it as a side effect.
+    results = [await check_database(settings)]
+    groups = await asyncio.gather(*(_one(check, settings) for check in CHECKS), check_mcp_servers(settings))
+    results += [result for group in groups for result in group]
     for result in results:
         print(result.line())
     sys.stdout.flush()

@@ -55,5 +55,5 @@ def setup_logging(level: str = "INFO", secrets: Iterable[str] = ()) -> None:
     root.addHandler(handler)
     root.setLevel(level)
     # Request lines name URLs (with the bot token) and add noise; warnings still come through.
-    for noisy in ("httpx", "httpcore", "LiteLLM", "litellm", "watchfiles", "alembic.runtime.plugins"):
+    for noisy in ("httpx", "httpcore", "LiteLLM", "litellm", "watchfiles", "alembic"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
