@@ -6,7 +6,7 @@ import asyncio
 import ipaddress
 import socket
 from typing import TYPE_CHECKING, Annotated
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
 from pydantic import Field
 
@@ -44,8 +44,12 @@ def is_public_address(ip: IPAddress) -> bool:
     return ip.is_global and not (ip.is_multicast or ip.is_reserved or ip.is_link_local)
 
 
-async def _check_url(url: str, allow_private: bool) -> None:
-    """Refuse non-http(s) URLs and hosts that resolve to a non-public address."""
+async def _check_url(url: str, allow_private: bool) -> str | None:
+    """Refuse non-http(s) URLs and hosts that resolve to a non-public address.
+
+    Returns the checked address to connect to (None when private addresses are allowed), so
+    the request cannot be sent to a different address by a second, rebound DNS answer.
+    """
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https"):
         raise SkillError(f"only http and https URLs can be fetched, not {parts.scheme or 'no scheme'!r}")
@@ -53,16 +57,36 @@ async def _check_url(url: str, allow_private: bool) -> None:
     if not host:
         raise SkillError(f"URL {url!r} has no host")
     if allow_private:
-        return
+        return None
     port = parts.port or (443 if parts.scheme == "https" else 80)
     try:
         infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror:
         raise SkillError(f"cannot resolve host {host!r}") from None
-    for info in infos:
-        address = ipaddress.ip_address(str(info[4][0]).split("%")[0])
+    addresses = [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
+    for address in addresses:
         if not is_public_address(address):
             raise SkillError(f"refusing {host!r}: it resolves to a non-public address ({address})")
+    if not addresses:
+        raise SkillError(f"cannot resolve host {host!r}")
+    return str(addresses[0])
+
+
+def pinned_request(url: str, address: str | None) -> tuple[str, dict[str, str], dict[str, str]]:
+    """URL, headers and httpx extensions that reach ``address`` while naming the real host.
+
+    The Host header keeps virtual hosting working and ``sni_hostname`` keeps TLS verifying the
+    certificate against the real name.
+    """
+    if address is None:
+        return url, {}, {}
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    ip_host = f"[{address}]" if ":" in address else address
+    netloc = f"{ip_host}:{parts.port}" if parts.port else ip_host
+    headers = {"Host": f"{host}:{parts.port}" if parts.port else host}
+    extensions = {"sni_hostname": host} if parts.scheme == "https" else {}
+    return urlunsplit(parts._replace(netloc=netloc)), headers, extensions
 
 
 @tool(read_only=True, open_world=True, title="Fetch a web page")
@@ -97,8 +121,8 @@ async def fetch_url(
 async def _fetch(client: httpx.AsyncClient, url: str, allow_private: bool) -> tuple[str, str, str]:
     # Redirects are followed by hand so every hop's host is checked before it is contacted.
     for _ in range(MAX_REDIRECTS + 1):
-        await _check_url(url, allow_private)
-        async with client.stream("GET", url) as response:
+        target, headers, extensions = pinned_request(url, await _check_url(url, allow_private))
+        async with client.stream("GET", target, headers=headers, extensions=extensions) as response:
             if response.is_redirect and "location" in response.headers:
                 url = urljoin(url, response.headers["location"])
                 continue

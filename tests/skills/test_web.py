@@ -98,3 +98,14 @@ def test_public_address_classification() -> None:
                "0.0.0.0", "::1", "fe80::1", "fd00::1", "::ffff:127.0.0.1", "224.0.0.1"]  # fmt: skip
     assert all(is_public_address(ipaddress.ip_address(a)) for a in public)
     assert not any(is_public_address(ipaddress.ip_address(a)) for a in private)
+
+
+def test_requests_are_pinned_to_the_checked_address() -> None:
+    from skills.web.tools import pinned_request
+
+    assert pinned_request("http://example.org/a?b=1", None) == ("http://example.org/a?b=1", {}, {})
+    url, headers, ext = pinned_request("https://example.org:8443/p", "93.184.216.34")
+    assert url == "https://93.184.216.34:8443/p"
+    assert headers == {"Host": "example.org:8443"} and ext == {"sni_hostname": "example.org"}
+    url, headers, ext = pinned_request("http://v6.example/", "2606:2800:220:1::1")
+    assert url == "http://[2606:2800:220:1::1]/" and headers == {"Host": "v6.example"} and ext == {}
