@@ -131,6 +131,7 @@ async def test_bad_arguments_and_unknown_tools_go_back_to_the_model(agent: Agent
 async def test_parallel_calls_run_concurrently(agent: Agent, llm: FakeLLM) -> None:
     import time
 
+    await agent.reply(turn("warm up"))  # servers started, litellm imported: time only the tools
     llm.enqueue(
         ScriptedReply(tool_calls=[call("extra__slow", seconds=1.0) for _ in range(3)]),
         ScriptedReply(text="all slept"),
@@ -138,7 +139,7 @@ async def test_parallel_calls_run_concurrently(agent: Agent, llm: FakeLLM) -> No
     started = time.monotonic()
     assert (await agent.reply(turn("sleep thrice"))).text == "all slept"
     assert time.monotonic() - started < 2.8
-    assert tool_results(llm, 1) == ["slept", "slept", "slept"]
+    assert tool_results(llm, -1)[-3:] == ["slept", "slept", "slept"]
 
 
 async def test_endless_loop_is_stopped(agent: Agent, llm: FakeLLM) -> None:
