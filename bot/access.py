@@ -17,7 +17,7 @@ from telegram.error import TelegramError
 from telegram.ext import ApplicationHandlerStop
 
 from bot.context import OmniContext
-from memory import Store
+from memory.store import Store
 from memory.types import Access
 from omni.settings import Settings
 
@@ -25,62 +25,6 @@ log = logging.getLogger(__name__)
 
 # A stranger who keeps writing gets the refusal again only after this long.
 REFUSAL_INTERVAL_S = 30.0
-
-
-class AccessList:
-    """Access decisions: the environment plus admins' persisted /allow and /deny, cached."""
-
-    def __init__(self, settings: Settings, store: Store) -> None:
-        self._settings = settings
-        self._store = store
-        self._decisions: dict[int, Access | None] = {}
-        self._seen: set[int] = set()
-
-    def is_admin(self, user_id: int) -> bool:
-        return user_id in self._settings.admin_ids
-
-    async def allows(self, user_id: int) -> bool:
-        if self.is_admin(user_id):
-            return True
-        if user_id not in self._decisions:
-            self._decisions[user_id] = await self._store.users.access_of(user_id)
-        decision = self._decisions[user_id]
-        if decision is not None:
-            return decision == "allowed"
-        return self._settings.allow_everyone or user_id in self._settings.allowed_ids
-
-    async def decide(self, user_id: int, access: Access, *, by: int) -> None:
-        """Persist an admin's decision (it survives restarts)."""
-        await self._store.users.set_access(user_id, access, by=by)
-        self._decisions[user_id] = access
-
-    async def seen(self, user_id: int, display_name: str | None, username: str | None) -> None:
-        """Create or refresh the user's row, once per process (it feeds /users)."""
-        if user_id not in self._seen:
-            await self._store.users.touch(
-                user_id, display_name=display_name, username=username, is_admin=self.is_admin(user_id)
-            )
-            self._seen.add(user_id)
-
-    def reload(self) -> int:
-        """Forget cached decisions so the next message re-reads them; how many were cached."""
-        count = len(self._decisions)
-        self._decisions.clear()
-        return count
-
-
-def is_addressed(message: Message, bot_username: str | None, bot_id: int) -> bool:
-    """In a group, whether the message is for us: a command, an @mention, or a reply to us."""
-    if message.chat.type == ChatType.PRIVATE:
-        return True
-    text = message.text or message.caption or ""
-    if text.startswith("/"):
-        command = text.split()[0]
-        return "@" not in command or (bot_username is not None and command.endswith(f"@{bot_username}"))
-    if bot_username and f"@{bot_username}".lower() in text.lower():
-        return True
-    replied = message.reply_to_message
-    return replied is not None and replied.from_user is not None and replied.from_user.id == bot_id
 
 
 class _Refusals:
@@ -99,7 +43,64 @@ class _Refusals:
         return True
 
 
-_refusals = _Refusals()
+class AccessList:
+    """Access decisions: the environment plus admins' persisted /allow and /deny, cached."""
+
+    def __init__(self, settings: Settings, store: Store) -> None:
+        self._settings = settings
+        self._store = store
+        self._decisions: dict[int, Access] = {}
+        self._seen: set[int] = set()
+        self.refusals = _Refusals()
+
+    def is_admin(self, user_id: int) -> bool:
+        return user_id in self._settings.admin_ids
+
+    async def load(self) -> int:
+        """Read every admin decision into memory (at start and on /reload); how many there are."""
+        self._decisions = dict(await self._store.users.decisions())
+        return len(self._decisions)
+
+    def allows(self, user_id: int) -> bool:
+        """Decided in memory: the gate runs for every update and must not wait for the database."""
+        if self.is_admin(user_id):
+            return True
+        decision = self._decisions.get(user_id)
+        if decision is not None:
+            return decision == "allowed"
+        return self._settings.allow_everyone or user_id in self._settings.allowed_ids
+
+    async def decide(self, user_id: int, access: Access, *, by: int) -> None:
+        """Persist an admin's decision (it survives restarts)."""
+        await self._store.users.set_access(user_id, access, by=by)
+        self._decisions[user_id] = access
+
+    async def seen(self, user_id: int, display_name: str | None, username: str | None) -> None:
+        """Create or refresh the user's row, once per process (it feeds /users)."""
+        if user_id in self._seen:
+            return
+        self._seen.add(user_id)  # first, so a concurrent handler of the same user does not insert too
+        try:
+            await self._store.users.touch(
+                user_id, display_name=display_name, username=username, is_admin=self.is_admin(user_id)
+            )
+        except BaseException:
+            self._seen.discard(user_id)
+            raise
+
+
+def is_addressed(message: Message, bot_username: str | None, bot_id: int) -> bool:
+    """In a group, whether the message is for us: a command, an @mention, or a reply to us."""
+    if message.chat.type == ChatType.PRIVATE:
+        return True
+    text = message.text or message.caption or ""
+    if text.startswith("/"):
+        command = text.split()[0]
+        return "@" not in command or (bot_username is not None and command.endswith(f"@{bot_username}"))
+    if bot_username and f"@{bot_username}".lower() in text.lower():
+        return True
+    replied = message.reply_to_message
+    return replied is not None and replied.from_user is not None and replied.from_user.id == bot_id
 
 
 async def _refuse(message: Message, user_id: int) -> None:
@@ -123,14 +124,15 @@ async def gate(update: Update, context: OmniContext) -> None:
     if not is_addressed(message, context.bot.username, context.bot.id):
         raise ApplicationHandlerStop
     deps = context.deps
-    if not await deps.access.allows(user.id):
+    if not deps.access.allows(user.id):
         log.info("refused update %s from a user who is not allowed", update.update_id)
-        if _refusals.due(user.id):
+        if deps.access.refusals.due(user.id):
             await _refuse(message, user.id)
         raise ApplicationHandlerStop
-    ledger = deps.store.updates
-    await ledger.record(update.update_id, chat_id=message.chat.id, user_id=user.id, payload=update.to_dict())
-    if not await ledger.claim(update.update_id, deps.boot_id):
+    # Recorded and claimed before any work, so a crash from here on is replayed at start, and an
+    # update seen before (re-delivered, or replayed and delivered again) is answered only once.
+    if not await deps.store.updates.arrive(
+        update.update_id, deps.boot_id, chat_id=message.chat.id, user_id=user.id, payload=update.to_dict()
+    ):
         log.info("update %s was seen before; not answering it twice", update.update_id)
         raise ApplicationHandlerStop
-    await deps.access.seen(user.id, user.full_name, user.username)

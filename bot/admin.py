@@ -5,17 +5,18 @@ from __future__ import annotations
 import functools
 import html
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from telegram import Update
 
+from agent.loop import MODEL_KEY
 from bot.commands import reply
 from bot.context import OmniContext
 from memory.types import Access
 from omni import __version__
 
-Handler = Callable[[Update, OmniContext], Awaitable[None]]
+Handler = Callable[[Update, OmniContext], Coroutine[Any, Any, None]]
 NOT_ADMIN = "Sorry, that command is for admins only."
 
 
@@ -116,7 +117,9 @@ async def cmd_users(update: Update, context: OmniContext) -> None:
         return
     lines = []
     for rec in records:
-        name = html.escape(rec.display_name or "?") + (f" @{html.escape(rec.username)}" if rec.username else "")
+        name = html.escape(rec.display_name or "?") + (
+            f" @{html.escape(rec.username)}" if rec.username else ""
+        )
         access = rec.access or ("admin" if rec.role == "admin" else "env")
         seen = rec.last_seen_at.strftime("%Y-%m-%d %H:%M") if rec.last_seen_at else "never"
         lines.append(f"<code>{rec.id}</code> {name} – {access}, last seen {seen}")
@@ -129,7 +132,9 @@ async def cmd_model(update: Update, context: OmniContext) -> None:
     agent = context.deps.agent
     args = context.args or []
     if not args:
-        await reply(update, context, f"Current model: {agent.model}\nSwitch with /model <litellm model name>.")
+        await reply(
+            update, context, f"Current model: {agent.model}\nSwitch with /model <litellm model name>."
+        )
         return
     await agent.set_model(args[0])
     await reply(update, context, f"Model switched to {agent.model}. It stays after restarts.")
@@ -139,10 +144,10 @@ async def cmd_model(update: Update, context: OmniContext) -> None:
 async def cmd_reload(update: Update, context: OmniContext) -> None:
     """/reload: re-read what can change while running."""
     deps = context.deps
-    cached = deps.access.reload()
-    reloaded = [f"access list ({cached} cached decisions dropped; re-read from the database)"]
-    reload_agent = getattr(deps.agent, "reload", None)
-    if reload_agent is not None:
-        await reload_agent()
-    reloaded.append(f"model: {deps.agent.model}")
+    decisions = await deps.access.load()
+    reloaded = [f"access list: {decisions} /allow and /deny decisions re-read from the database"]
+    persisted = await deps.store.kv.get(MODEL_KEY)
+    if isinstance(persisted, str) and persisted and persisted != deps.agent.model:
+        await deps.agent.set_model(persisted)
+    reloaded.append(f"model: {deps.agent.model} (re-read from the database)")
     await reply(update, context, "Reloaded:\n" + "\n".join(f"• {item}" for item in reloaded))

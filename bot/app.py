@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
@@ -40,6 +41,8 @@ class TrackedRequest(HTTPXRequest):
 
 def build_application(token: SecretStr, api_url: str, deps: BotDeps) -> OmniApplication:
     """The Application for ``token`` against the Bot API at ``api_url`` (real or a fake)."""
+    # Opt into PTB 23's timedelta durations now: PTB 22 warns on every RetryAfter otherwise.
+    os.environ.setdefault("PTB_TIMEDELTA", "true")
     root = api_url.rstrip("/")
     poll_request = TrackedRequest(connection_pool_size=1, read_timeout=5.0)
     app: OmniApplication = (

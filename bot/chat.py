@@ -12,8 +12,9 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 from telegram import Bot, Update
 from telegram.constants import ChatAction, ChatType
@@ -27,13 +28,15 @@ from omni.errors import OmniError
 
 log = logging.getLogger(__name__)
 
-TYPING_EVERY_S = 4.0
+TYPING_EVERY_S = 4.0  # Telegram shows "typing" for 5 s per action
+# Replies quicker than this arrive before "typing" would be seen: skip the extra request.
+TYPING_GRACE_S = 0.3
 MAX_QUEUED_PER_CHAT = 20
 NO_ANSWER = "(I have no answer to that.)"
 MEDIA_NOTICE = "I can only read text for now. Please write your message as text."
 BUSY_NOTICE = "I'm still working through your earlier messages; please wait a moment before sending more."
 
-Work = Callable[[], Awaitable[None]]
+Work = Callable[[], Coroutine[Any, Any, None]]
 
 
 @dataclass(slots=True)
@@ -55,7 +58,9 @@ class _Worker:
 class ChatRouter:
     """The per-chat workers of this process."""
 
-    def __init__(self, ledger: UpdateLedger, on_failure: Callable[[Update, BaseException], Awaitable[None]]) -> None:
+    def __init__(
+        self, ledger: UpdateLedger, on_failure: Callable[[Update, BaseException], Awaitable[None]]
+    ) -> None:
         self._ledger = ledger
         self._workers: dict[int, _Worker] = {}
         self.queued_ids: set[int] = set()  # updates whose job closes them in the ledger
@@ -72,8 +77,10 @@ class ChatRouter:
 
     def submit(self, chat_id: int, job: Job) -> bool:
         """Queue ``job`` behind the chat's earlier work; False when the chat's queue is full."""
+        if self._closing:
+            return False
         worker = self._workers.setdefault(chat_id, _Worker())
-        if len(worker.jobs) >= MAX_QUEUED_PER_CHAT or self._closing:
+        if len(worker.jobs) >= MAX_QUEUED_PER_CHAT:
             return False
         worker.jobs.append(job)
         self.queued_ids.add(job.update.update_id)
@@ -117,21 +124,24 @@ class ChatRouter:
     def busy(self) -> int:
         return sum(len(w.jobs) + (w.current is not None) for w in self._workers.values())
 
-    async def drain(self, timeout: float) -> None:
-        """Let queued and running jobs finish for up to ``timeout`` s, then cancel the rest."""
+    async def drain(self, within: float) -> None:
+        """Let queued and running jobs finish for up to ``within`` s, then cancel the rest."""
         self._closing = True
         tasks = [w.task for w in self._workers.values() if w.task is not None]
         if not tasks:
             return
-        _, pending = await asyncio.wait(tasks, timeout=timeout)
+        _, pending = await asyncio.wait(tasks, timeout=within)
         for task in pending:
             task.cancel()
         if pending:
-            log.warning("cancelled %d chats still working at shutdown; they are replayed at start", len(pending))
+            log.warning(
+                "cancelled %d chats still working at shutdown; they are replayed at start", len(pending)
+            )
             await asyncio.wait(pending, timeout=2)
 
 
 async def _keep_typing(bot: Bot, chat_id: int) -> None:
+    await asyncio.sleep(TYPING_GRACE_S)
     while True:
         with contextlib.suppress(TelegramError):
             await bot.send_chat_action(chat_id, ChatAction.TYPING)
@@ -145,10 +155,16 @@ async def _answer(update: Update, context: OmniContext, text: str) -> None:
     deps = context.deps
     chat_id = message.chat.id
     turn = Turn(
-        session_key=f"tg:{chat_id}", text=text, user_id=user.id, user_name=user.full_name,
-        is_admin=deps.access.is_admin(user.id), telegram_chat_id=chat_id,
-        update_id=update.update_id, message_id=message.message_id,
+        session_key=f"tg:{chat_id}",
+        text=text,
+        user_id=user.id,
+        user_name=user.full_name,
+        is_admin=deps.access.is_admin(user.id),
+        telegram_chat_id=chat_id,
+        update_id=update.update_id,
+        message_id=message.message_id,
     )
+    await deps.access.seen(user.id, user.full_name, user.username)  # before the agent: chats.owner_id
     typing = asyncio.create_task(_keep_typing(context.bot, chat_id))
     try:
         reply = await deps.agent.reply(turn)
@@ -206,5 +222,10 @@ async def on_media(update: Update, context: OmniContext) -> None:
 
 async def on_handled(update: Update, context: OmniContext) -> None:
     """Group 1, after the handlers: close updates answered on the spot (not queued ones)."""
-    if update.update_id not in context.deps.chats.queued_ids:
-        await context.deps.store.updates.finish(update.update_id, "answered")
+    deps = context.deps
+    if update.update_id in deps.chats.queued_ids:
+        return
+    await deps.store.updates.finish(update.update_id, "answered")
+    user = update.effective_user
+    if user is not None:
+        await deps.access.seen(user.id, user.full_name, user.username)

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from agent import Agent
     from bot.access import AccessList
     from bot.chat import ChatRouter
-    from memory import Store
+    from memory.store import Store
 
 
 @dataclass(slots=True)
@@ -40,6 +40,4 @@ class OmniContext(CallbackContext[ExtBot[None], dict[Any, Any], dict[Any, Any], 
         return deps
 
 
-OmniApplication = Application[
-    ExtBot[None], OmniContext, dict[Any, Any], dict[Any, Any], dict[Any, Any], Any
-]
+OmniApplication = Application[ExtBot[None], OmniContext, dict[Any, Any], dict[Any, Any], dict[Any, Any], Any]

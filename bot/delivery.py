@@ -24,7 +24,7 @@ def retry_after_seconds(exc: RetryAfter) -> float:
     """RetryAfter's delay in seconds (PTB 22 warns when the attribute is read as an int)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        value = exc.retry_after
+        value: dtm.timedelta | float = exc.retry_after
     return value.total_seconds() if isinstance(value, dtm.timedelta) else float(value)
 
 
@@ -41,7 +41,7 @@ def _wait(state: RetryCallState) -> float:
         delay = retry_after_seconds(exc)
         log.warning("Telegram asked to wait %.1f s (429); waiting", delay)
         return delay
-    return min(0.5 * 2 ** (state.attempt_number - 1), 5.0)
+    return min(0.5 * 2.0 ** (state.attempt_number - 1), 5.0)
 
 
 def _retrying() -> AsyncRetrying:

@@ -15,6 +15,7 @@ thread-safe: the server may run in a thread (``serve_in_thread``) while a test t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import threading
@@ -35,14 +36,33 @@ MAX_TEXT = 4096
 
 # Form values PTB JSON-encodes; everything else stays a string (or a number below).
 _JSON_FIELDS = {
-    "reply_parameters", "reply_markup", "entities", "allowed_updates", "commands", "scope",
+    "reply_parameters",
+    "reply_markup",
+    "entities",
+    "allowed_updates",
+    "commands",
+    "scope",
     "link_preview_options",
 }
 _NUMBER_FIELDS = {"chat_id", "offset", "limit", "timeout", "message_id", "user_id"}
 
 _ALLOWED_TAGS = {
-    "b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "span", "tg-spoiler", "a",
-    "code", "pre", "blockquote", "tg-emoji",
+    "b",
+    "strong",
+    "i",
+    "em",
+    "u",
+    "ins",
+    "s",
+    "strike",
+    "del",
+    "span",
+    "tg-spoiler",
+    "a",
+    "code",
+    "pre",
+    "blockquote",
+    "tg-emoji",
 }
 _TAG = re.compile(r"<(/?)([a-zA-Z][a-zA-Z0-9-]*)((?:\s+[^<>]*)?)\s*>")
 _ENTITY = re.compile(r"&(?:lt|gt|amp|quot|#\d+|#x[0-9a-fA-F]+);")
@@ -60,13 +80,13 @@ def utf16_len(text: str) -> int:
 def _check_attrs(name: str, raw: str) -> None:
     attrs = {m.group(1).lower(): m.group(2) or m.group(3) or m.group(4) or "" for m in _ATTR.finditer(raw)}
     if name == "a" and "href" not in attrs:
-        raise EntityError("can't parse entities: tag \"a\" must have attribute \"href\"")
+        raise EntityError('can\'t parse entities: tag "a" must have attribute "href"')
     if name == "span" and attrs.get("class") != "tg-spoiler":
-        raise EntityError("can't parse entities: tag \"span\" must have class \"tg-spoiler\"")
+        raise EntityError('can\'t parse entities: tag "span" must have class "tg-spoiler"')
     if name == "tg-emoji" and "emoji-id" not in attrs:
-        raise EntityError("can't parse entities: tag \"tg-emoji\" must have attribute \"emoji-id\"")
+        raise EntityError('can\'t parse entities: tag "tg-emoji" must have attribute "emoji-id"')
     if name == "code" and attrs and not attrs.get("class", "").startswith("language-"):
-        raise EntityError("can't parse entities: unsupported attribute of tag \"code\"")
+        raise EntityError('can\'t parse entities: unsupported attribute of tag "code"')
 
 
 def parse_html(text: str) -> str:
@@ -82,10 +102,12 @@ def parse_html(text: str) -> str:
                 raise EntityError(f"can't parse entities: unexpected '<' at byte offset {pos}")
             closing, name, attrs = match.group(1), match.group(2).lower(), match.group(3)
             if name not in _ALLOWED_TAGS:
-                raise EntityError(f'can\'t parse entities: unsupported start tag "{name}" at byte offset {pos}')
+                raise EntityError(
+                    f'can\'t parse entities: unsupported start tag "{name}" at byte offset {pos}'
+                )
             if closing:
                 if not stack or stack[-1] != name:
-                    raise EntityError(f'can\'t parse entities: unexpected end tag at byte offset {pos}')
+                    raise EntityError(f"can't parse entities: unexpected end tag at byte offset {pos}")
                 stack.pop()
             else:
                 if name == "code" and attrs.strip() and (not stack or stack[-1] != "pre"):
@@ -103,7 +125,9 @@ def parse_html(text: str) -> str:
             out.append(char)
             pos += 1
     if stack:
-        raise EntityError(f'can\'t parse entities: can\'t find end tag corresponding to start tag "{stack[-1]}"')
+        raise EntityError(
+            f"can't parse entities: can't find end tag corresponding to start tag \"{stack[-1]}\""
+        )
     return "".join(out)
 
 
@@ -140,7 +164,7 @@ class FakeTelegram:
         self._next_message_id = 1
         self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = []
         self._failures: dict[str, list[_Failure]] = {}
-        self._stall_until = 0.0
+        self._stalls = 0
         self.sent: list[Sent] = []
         self.calls: list[tuple[str, dict[str, Any]]] = []
         self.get_updates_times: list[float] = []
@@ -199,7 +223,12 @@ class FakeTelegram:
             "message_id": message_id,
             "date": int(time.time()),
             "chat": chat,
-            "from": {"id": user_id, "is_bot": False, "first_name": first_name, **({"username": username} if username else {})},
+            "from": {
+                "id": user_id,
+                "is_bot": False,
+                "first_name": first_name,
+                **({"username": username} if username else {}),
+            },
         }
         if text is not None:
             msg["text"] = text
@@ -216,22 +245,27 @@ class FakeTelegram:
         return self.push_update({"message": self.message(user_id, text, chat_id, **kwargs)})
 
     def fail_next(
-        self, method: str, status: int = 429, retry_after: int | None = 1, description: str | None = None,
+        self,
+        method: str,
+        status: int = 429,
+        retry_after: int | None = 1,
+        description: str | None = None,
         count: int = 1,
     ) -> None:
         """The next ``count`` calls of ``method`` fail with ``status`` (429 carries retry_after)."""
         with self._lock:
             self._failures.setdefault(method, []).append(_Failure(status, retry_after, description, count))
 
-    def stall_get_updates(self, seconds: float) -> None:
-        """getUpdates calls hang without answering for ``seconds`` (a stuck connection)."""
-        self._stall_until = time.monotonic() + seconds
+    def stall_get_updates(self, count: int = 1) -> None:
+        """The next ``count`` getUpdates calls hang and never answer (a stuck connection)."""
+        with self._lock:
+            self._stalls += count
 
     def texts(self, chat_id: int | None = None) -> list[str]:
         with self._lock:
             return [s.text for s in self.sent if chat_id is None or s.chat_id == chat_id]
 
-    def wait_for_messages(self, n: int, timeout: float = 10.0, chat_id: int | None = None) -> list[Sent]:
+    def wait_for_messages(self, n: int, timeout: float = 20.0, chat_id: int | None = None) -> list[Sent]:
         """Block until ``n`` messages were sent (to ``chat_id``); for a server in another thread."""
         deadline = time.monotonic() + timeout
         with self._lock:
@@ -244,9 +278,9 @@ class FakeTelegram:
                     raise TimeoutError(f"expected {n} messages, got {len(got)}: {[s.text for s in got]}")
                 self._lock.wait(left)
 
-    async def messages(self, n: int, timeout: float = 10.0, chat_id: int | None = None) -> list[Sent]:
+    async def messages(self, n: int, within: float = 20.0, chat_id: int | None = None) -> list[Sent]:
         """Like :meth:`wait_for_messages`, for a server in the caller's event loop."""
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + within
         while True:
             with self._lock:
                 got = [s for s in self.sent if chat_id is None or s.chat_id == chat_id]
@@ -302,13 +336,19 @@ class FakeTelegram:
         failure = self._take_failure(method)
         if failure is not None:
             extra = {"parameters": {"retry_after": failure.retry_after}} if failure.status == 429 else None
-            default = f"Too Many Requests: retry after {failure.retry_after}" if failure.status == 429 else "Internal Server Error"
+            default = (
+                f"Too Many Requests: retry after {failure.retry_after}"
+                if failure.status == 429
+                else "Internal Server Error"
+            )
             return _error(failure.status, failure.description or default, extra)
         handler = _METHODS.get(method)
         if handler is None:
             return _error(404, "Not Found: method not found")
         try:
-            result = await handler(self, params)
+            result = await (
+                self._get_updates(params, request) if method == "getUpdates" else handler(self, params)
+            )
         except EntityError as exc:
             return _error(400, f"Bad Request: {exc}")
         except _ApiError as exc:
@@ -317,18 +357,25 @@ class FakeTelegram:
 
     def _bot_user(self) -> dict[str, Any]:
         return {
-            "id": BOT_ID, "is_bot": True, "first_name": "Omni", "username": BOT_USERNAME,
-            "can_join_groups": True, "can_read_all_group_messages": False, "supports_inline_queries": False,
+            "id": BOT_ID,
+            "is_bot": True,
+            "first_name": "Omni",
+            "username": BOT_USERNAME,
+            "can_join_groups": True,
+            "can_read_all_group_messages": False,
+            "supports_inline_queries": False,
         }
 
     async def _get_me(self, params: dict[str, Any]) -> Any:
         return self._bot_user()
 
-    async def _get_updates(self, params: dict[str, Any]) -> Any:
+    async def _get_updates(self, params: dict[str, Any], request: Request | None = None) -> Any:
         with self._lock:
             self.get_updates_times.append(time.perf_counter())
-        if time.monotonic() < self._stall_until:
-            await asyncio.sleep(self._stall_until - time.monotonic() + 60)
+        with self._lock:
+            stall, self._stalls = self._stalls > 0, max(0, self._stalls - 1)
+        while stall and not (request is not None and await request.is_disconnected()):  # noqa: ASYNC110
+            await asyncio.sleep(0.5)  # hangs until the client gives up on it
         offset = int(params.get("offset") or 0)
         limit = int(params.get("limit") or 100)
         deadline = time.monotonic() + float(params.get("timeout") or 0)
@@ -345,12 +392,19 @@ class FakeTelegram:
             left = deadline - time.monotonic()
             if left <= 0:
                 return []
-            try:
-                await asyncio.wait_for(event.wait(), left)
-            except TimeoutError:
-                return []
+            # Wake up now and then to notice a client that went away (a stopped bot), so the
+            # server never holds a dead long poll until its own shutdown.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(event.wait(), min(left, 0.5))
+            if not event.is_set():
+                with self._lock:
+                    self._waiters = [w for w in self._waiters if w[1] is not event]
+                if request is not None and await request.is_disconnected():
+                    return []
 
-    def _record(self, method: str, params: dict[str, Any], text: str, message_id: int | None = None) -> dict[str, Any]:
+    def _record(
+        self, method: str, params: dict[str, Any], text: str, message_id: int | None = None
+    ) -> dict[str, Any]:
         reply = params.get("reply_parameters") or {}
         with self._lock:
             if message_id is None:
@@ -358,13 +412,24 @@ class FakeTelegram:
                 self._next_message_id += 1
             chat_id = int(params["chat_id"])
             self.sent.append(
-                Sent(method, chat_id, text, params.get("parse_mode"), message_id,
-                     reply.get("message_id"), time.perf_counter(), params)
+                Sent(
+                    method,
+                    chat_id,
+                    text,
+                    params.get("parse_mode"),
+                    message_id,
+                    reply.get("message_id"),
+                    time.perf_counter(),
+                    params,
+                )
             )
             self._lock.notify_all()
         return {
-            "message_id": message_id, "date": int(time.time()), "text": text,
-            "chat": {"id": chat_id, "type": "private" if chat_id > 0 else "group"}, "from": self._bot_user(),
+            "message_id": message_id,
+            "date": int(time.time()),
+            "text": text,
+            "chat": {"id": chat_id, "type": "private" if chat_id > 0 else "group"},
+            "from": self._bot_user(),
         }
 
     def _check_text(self, params: dict[str, Any]) -> str:
@@ -422,14 +487,24 @@ class FakeTelegram:
 
     async def _ctl_fail(self, request: Request) -> JSONResponse:
         body = await request.json()
-        self.fail_next(body["method"], int(body.get("status", 429)), body.get("retry_after", 1),
-                       body.get("description"), int(body.get("count", 1)))
+        self.fail_next(
+            body["method"],
+            int(body.get("status", 429)),
+            body.get("retry_after", 1),
+            body.get("description"),
+            int(body.get("count", 1)),
+        )
         return JSONResponse({"ok": True})
 
     async def _ctl_stats(self, request: Request) -> JSONResponse:
         with self._lock:
-            return JSONResponse({"get_updates": len(self.get_updates_times), "sent": len(self.sent),
-                                 "pending": len(self._updates)})
+            return JSONResponse(
+                {
+                    "get_updates": len(self.get_updates_times),
+                    "sent": len(self.sent),
+                    "pending": len(self._updates),
+                }
+            )
 
     async def _ctl_reset(self, request: Request) -> JSONResponse:
         with self._lock:
@@ -449,8 +524,9 @@ class _ApiError(Exception):
 
 
 def _error(status: int, description: str, extra: dict[str, Any] | None = None) -> JSONResponse:
-    return JSONResponse({"ok": False, "error_code": status, "description": description, **(extra or {})},
-                        status_code=status)
+    return JSONResponse(
+        {"ok": False, "error_code": status, "description": description, **(extra or {})}, status_code=status
+    )
 
 
 _METHODS = {

@@ -1,0 +1,177 @@
+"""The bot's lifecycle: open store and agent, poll, replay, watch, stop gracefully.
+
+``serve(settings)`` is what ``omni bot`` runs: it returns 0 after SIGTERM/SIGINT once polling
+stopped and in-flight replies finished (bounded, well within 10 s), or 1 when it cannot start.
+``running(settings)`` is the same bot as an async context manager, for tests and benchmarks.
+
+Start-up order keeps start -> first getUpdates short: store, agent (without importing litellm),
+getMe, replay of updates a dead process left open, polling; only then the slow parts start in
+the background (litellm's import via ``agent.warm_up()``, ``setMyCommands``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dtm
+import logging
+import signal
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+
+from telegram import BotCommandScopeChat, BotCommandScopeDefault, Update
+from telegram.error import TelegramError
+
+from agent import open_agent
+from bot.access import AccessList
+from bot.app import POLL_TIMEOUT_S, build_application, tracked_request
+from bot.chat import ChatRouter
+from bot.commands import ADMIN_COMMANDS, USER_COMMANDS
+from bot.context import BotDeps, OmniApplication
+from memory.store import open_store
+from omni.settings import Settings
+
+log = logging.getLogger(__name__)
+
+STOP_POLLING_S = 3.0  # stopping the updater confirms the last offset with one short call
+DRAIN_S = 5.0  # in-flight replies get this long to finish at shutdown
+APP_STOP_S = 1.5
+
+
+@dataclass(frozen=True, slots=True)
+class Polling:
+    """Long-poll timing; the watchdog restarts polling after ``2 * timeout + margin`` silent s."""
+
+    timeout: float = POLL_TIMEOUT_S
+    margin: float = 10.0
+
+    @property
+    def stall_after(self) -> float:
+        return 2 * self.timeout + self.margin
+
+
+async def serve(settings: Settings) -> int:
+    """Run the bot until SIGTERM/SIGINT; the process exit code."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        async with running(settings):
+            await stop.wait()
+            log.info("stopping: finishing replies in progress")
+    except TelegramError as exc:
+        log.error("cannot start the bot: Telegram said %s", exc)
+        return 1
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+    log.info("stopped")
+    return 0
+
+
+@asynccontextmanager
+async def running(settings: Settings, polling: Polling = Polling()) -> AsyncIterator[OmniApplication]:
+    """The bot, polling, for the duration of the block; a graceful stop on the way out."""
+    assert settings.telegram_token is not None  # required by the CLI before we get here
+    async with AsyncExitStack() as stack:
+        store = await stack.enter_async_context(open_store(settings.database_url))
+        agent = await stack.enter_async_context(open_agent(settings, store))
+
+        async def on_failure(update: Update, exc: BaseException) -> None:
+            await app.process_error(update, exc if isinstance(exc, Exception) else RuntimeError(exc))
+
+        chats = ChatRouter(store.updates, on_failure=on_failure)
+        deps = BotDeps(settings, store, agent, AccessList(settings, store), chats, uuid.uuid4().hex)
+        await deps.access.load()
+        app = build_application(settings.telegram_token, settings.telegram_api_url, deps)
+        await stack.enter_async_context(app)  # initialize (getMe) ... shutdown
+        await app.start()
+        try:
+            await _replay(app, deps)
+            await _start_polling(app, polling)
+            log.info("polling for updates as @%s", app.bot.username)
+            agent.warm_up()
+            background = [
+                asyncio.create_task(_watchdog(app, polling)),
+                asyncio.create_task(_register_commands(app, settings)),
+            ]
+            try:
+                yield app
+            finally:
+                for task in background:
+                    task.cancel()
+                await asyncio.wait(background)
+        finally:
+            await _stop(app, deps)
+
+
+async def _start_polling(app: OmniApplication, polling: Polling) -> None:
+    assert app.updater is not None
+    await app.updater.start_polling(
+        timeout=dtm.timedelta(seconds=polling.timeout),
+        drop_pending_updates=False,
+        allowed_updates=Update.ALL_TYPES,
+        error_callback=lambda exc: log.warning("getUpdates failed: %s", exc),
+    )
+
+
+async def _stop(app: OmniApplication, deps: BotDeps) -> None:
+    """Stop polling, let in-flight replies finish (bounded), then stop the application."""
+    if app.updater is not None and app.updater.running:
+        with contextlib.suppress(TimeoutError, TelegramError):
+            async with asyncio.timeout(STOP_POLLING_S):
+                await app.updater.stop()
+    await deps.chats.drain(DRAIN_S)
+    if app.running:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(APP_STOP_S):
+                await app.stop()
+
+
+async def _replay(app: OmniApplication, deps: BotDeps) -> None:
+    """Queue updates a dead process recorded but never answered; the gate claims each once."""
+    pending = await deps.store.updates.pending(deps.boot_id)
+    replayable = [p.payload for p in pending if p.payload]
+    for payload in replayable:
+        update = Update.de_json(payload, app.bot)
+        if update is not None:
+            await app.update_queue.put(update)
+    if replayable:
+        log.info("replaying %d unanswered updates from before a restart", len(replayable))
+
+
+async def _watchdog(app: OmniApplication, polling: Polling) -> None:
+    """Restart polling when no getUpdates call has succeeded for too long."""
+    request = tracked_request(app)
+    while True:
+        await asyncio.sleep(min(5.0, polling.stall_after / 4))
+        silent = time.monotonic() - request.last_ok
+        if silent <= polling.stall_after or app.updater is None:
+            continue
+        log.warning("no successful getUpdates for %.0f s; restarting polling", silent)
+        with contextlib.suppress(TimeoutError, TelegramError, RuntimeError):
+            async with asyncio.timeout(STOP_POLLING_S):
+                await app.updater.stop()
+        try:
+            await _start_polling(app, polling)
+        except TelegramError as exc:
+            log.warning("could not restart polling (%s); trying again", exc)
+        request.last_ok = time.monotonic()
+
+
+async def _register_commands(app: OmniApplication, settings: Settings) -> None:
+    """The command menu: users' commands for everyone, plus admins' in each admin's chat."""
+    try:
+        await app.bot.set_my_commands(USER_COMMANDS, scope=BotCommandScopeDefault())
+    except TelegramError as exc:
+        log.warning("could not register the command list: %s", exc)
+        return
+    for admin_id in sorted(settings.admin_ids):
+        try:
+            await app.bot.set_my_commands(USER_COMMANDS + ADMIN_COMMANDS, scope=BotCommandScopeChat(admin_id))
+        except TelegramError as exc:  # e.g. the admin never opened a chat with the bot
+            log.info("could not register admin commands for %s: %s", admin_id, exc)
