@@ -126,12 +126,9 @@ async def main() -> None:
         "turn_ms_per_step_p50": round(statistics.median(figures["step"]), 3),
         "startup_3_servers_s": round(start_s, 3),
     }
-    print(
-        f"tool call via agent  p50 {result['agent_call_ms_p50']:.2f} ms  p95 {result['agent_call_ms_p95']:.2f} ms"
-    )
-    print(
-        f"tool call direct SDK p50 {result['direct_call_ms_p50']:.2f} ms  p95 {result['direct_call_ms_p95']:.2f} ms"
-    )
+    for label, key in (("via agent ", "agent"), ("direct SDK", "direct")):
+        p50, p95 = result[f"{key}_call_ms_p50"], result[f"{key}_call_ms_p95"]
+        print(f"tool call {label} p50 {p50:.2f} ms  p95 {p95:.2f} ms")
     print(f"ratio p50            {result['ratio_p50']:.2f}x (target <= 1.3x, < 5 ms absolute)")
     print(f"whole turn per step  p50 {result['turn_ms_per_step_p50']:.2f} ms (incl. fake LLM via litellm)")
     print(f"start 3 servers      {result['startup_3_servers_s']:.2f} s (target < 2 s)")

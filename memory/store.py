@@ -6,8 +6,8 @@ from types import TracebackType
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from memory.conversations import Conversations
 from memory._url import sqlite_path
+from memory.conversations import Conversations
 from memory.db import create_engine, create_sessionmaker
 from memory.kv import KeyValues
 from memory.updates import UpdateLedger

@@ -66,7 +66,10 @@ def test_start_up_check_does_not_import_sqlalchemy() -> None:
     import subprocess
     import sys
 
-    code = "import sys, memory.migrate; print(sorted(m for m in sys.modules if m.startswith(('sqlalchemy', 'alembic'))))"
+    code = (
+        "import sys, memory.migrate\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('sqlalchemy', 'alembic'))))"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
 
