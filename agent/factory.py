@@ -46,9 +46,13 @@ async def open_agent(
     if not settings.llm_model:
         raise SettingsError("OMNI_LLM_MODEL: is required by the agent but not set")
     if isinstance(tools, _Default):
-        async with ToolBox.from_settings(settings) as box:
+        box = ToolBox.from_settings(settings)
+        box.start_in_background()  # the first turn that needs tools waits; polling need not
+        try:
             async with open_agent(settings, store, tools=box, retry=retry) as agent:
                 yield agent
+        finally:
+            await box.aclose()
         return
     persisted = await store.kv.get(MODEL_KEY)
     config = AgentConfig(

@@ -122,6 +122,8 @@ class McpConnection:
                 ClientSession(read, write, message_handler=self._on_message)
             )
             await session.initialize()
+            if self._stop.is_set():  # came up after its start timed out: stay failed, shut down
+                return
             self._session = session
             await self.refresh_tools()
             self.state, self._failures = "ready", 0

@@ -113,6 +113,8 @@ class ToolBox:
 
     async def start(self) -> None:
         """Start every server at once; a failure is recorded and the others go on."""
+        # The MCP client modules take ~0.5 s to import: off the loop, so polling goes on.
+        await asyncio.to_thread(_import_client)
         await asyncio.gather(*(self._try_start(c) for c in self._connections.values()))
 
     def start_in_background(self) -> None:
@@ -256,13 +258,19 @@ class ToolBox:
         await asyncio.gather(*(c.close() for c in self._connections.values()), return_exceptions=True)
 
     async def __aenter__(self) -> ToolBox:
-        self.start_in_background()
+        await self.start()
         return self
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.aclose()
+
+
+def _import_client() -> None:
+    import mcp.client.sse  # noqa: F401
+    import mcp.client.stdio  # noqa: F401
+    import mcp.client.streamable_http  # noqa: F401
 
 
 def _caller_meta(turn: Turn) -> dict[str, Any] | None:
