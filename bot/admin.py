@@ -10,11 +10,11 @@ from typing import Any
 
 from telegram import Update
 
-from agent.loop import MODEL_KEY
 from bot.commands import reply
 from bot.context import OmniContext
 from memory.types import Access
 from omni import __version__
+from omni.errors import OmniError
 
 Handler = Callable[[Update, OmniContext], Coroutine[Any, Any, None]]
 NOT_ADMIN = "Sorry, that command is for admins only."
@@ -70,6 +70,11 @@ async def cmd_status(update: Update, context: OmniContext) -> None:
         f"replies in progress: {deps.chats.busy()}",
     ]
     lines += [f"{key}: {value}" for key, value in extra.items()]
+    for server in deps.agent.tool_servers():
+        state = (
+            f"{server.tools} tools" if server.state == "ready" else f"{server.state}: {server.error or '-'}"
+        )
+        lines.append(f"mcp {server.name}: {state}")
     await reply(update, context, "\n".join(lines))
 
 
@@ -142,12 +147,14 @@ async def cmd_model(update: Update, context: OmniContext) -> None:
 
 @admin_only
 async def cmd_reload(update: Update, context: OmniContext) -> None:
-    """/reload: re-read what can change while running."""
+    """/reload: re-read what can change while running (access list, model, MCP servers file)."""
     deps = context.deps
     decisions = await deps.access.load()
     reloaded = [f"access list: {decisions} /allow and /deny decisions re-read from the database"]
-    persisted = await deps.store.kv.get(MODEL_KEY)
-    if isinstance(persisted, str) and persisted and persisted != deps.agent.model:
-        await deps.agent.set_model(persisted)
-    reloaded.append(f"model: {deps.agent.model} (re-read from the database)")
+    try:
+        changes = await deps.agent.reload()
+    except OmniError as exc:  # a broken OMNI_MCP_CONFIG: keep the running servers, say why
+        changes = [f"MCP servers file not applied: {exc}"]
+    reloaded.append(f"model: {deps.agent.model}")
+    reloaded += changes or ["MCP servers: unchanged"]
     await reply(update, context, "Reloaded:\n" + "\n".join(f"• {item}" for item in reloaded))

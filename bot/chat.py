@@ -23,6 +23,7 @@ from telegram.error import TelegramError
 from agent import Turn
 from bot import delivery, format
 from bot.context import OmniContext
+from bot.status import StatusLine
 from memory.updates import UpdateLedger
 from omni.errors import OmniError
 
@@ -166,16 +167,19 @@ async def _answer(update: Update, context: OmniContext, text: str) -> None:
     )
     await deps.access.seen(user.id, user.full_name, user.username)  # before the agent: chats.owner_id
     typing = asyncio.create_task(_keep_typing(context.bot, chat_id))
+    status = StatusLine(context.bot, chat_id)
     try:
-        reply = await deps.agent.reply(turn)
+        reply = await deps.agent.reply(turn, status)
     except OmniError as exc:
         log.warning("update %s: %r", update.update_id, exc)
         typing.cancel()
+        await status.close()
         await delivery.send_text(context.bot, chat_id, exc.user_message)
         await deps.store.updates.finish(update.update_id, "failed", error=type(exc).__name__)
         return
     finally:
         typing.cancel()
+        await status.close()
     quote = message.message_id if deps.chats.newer_than(chat_id, message.message_id) else None
     chunks = format.render(reply.text) or [NO_ANSWER]
     sent = await delivery.send_chunks(context.bot, chat_id, chunks, reply_to=quote)
