@@ -54,6 +54,7 @@ class _Worker:
     task: asyncio.Task[None] | None = None
     current: asyncio.Task[None] | None = None
     stopped: bool = False  # the current job was cancelled by /stop (not by shutdown)
+    delivering: bool = False  # the current job's answer is being sent: too late to /stop it
 
 
 class ChatRouter:
@@ -93,7 +94,7 @@ class ChatRouter:
         try:
             while worker.jobs:
                 job = worker.jobs.popleft()
-                worker.stopped = False
+                worker.stopped = worker.delivering = False
                 worker.current = asyncio.create_task(job.work())
                 try:
                     await worker.current
@@ -116,11 +117,17 @@ class ChatRouter:
     def stop(self, chat_id: int) -> bool:
         """Cancel the job being worked on in the chat; False when there is none."""
         worker = self._workers.get(chat_id)
-        if worker is None or worker.current is None or worker.current.done():
+        if worker is None or worker.current is None or worker.current.done() or worker.delivering:
             return False
         worker.stopped = True
         worker.current.cancel()
         return True
+
+    def delivering(self, chat_id: int) -> None:
+        """The chat's answer is ready and being sent: /stop no longer applies to it."""
+        worker = self._workers.get(chat_id)
+        if worker is not None:
+            worker.delivering = True
 
     def busy(self) -> int:
         return sum(len(w.jobs) + (w.current is not None) for w in self._workers.values())
@@ -180,6 +187,7 @@ async def _answer(update: Update, context: OmniContext, text: str) -> None:
     finally:
         typing.cancel()
         await status.close()
+    deps.chats.delivering(chat_id)
     quote = message.message_id if deps.chats.newer_than(chat_id, message.message_id) else None
     chunks = format.render(reply.text) or [NO_ANSWER]
     sent = await delivery.send_chunks(context.bot, chat_id, chunks, reply_to=quote)
