@@ -85,7 +85,7 @@ class Agent:
         self._tools = tools
         self._model = config.model
         self._clock = clock or (lambda: datetime.now(UTC))
-        self._known_chats: set[str] = set()
+        self._current: dict[str, int] = {}  # session key -> current session id
 
     @property
     def model(self) -> str:
@@ -120,7 +120,8 @@ class Agent:
         self._llm.warm_up()
 
     async def new_session(self, session_key: str, telegram_chat_id: int | None = None) -> None:
-        await self._store.conversations.new_session(session_key, telegram_chat_id=telegram_chat_id)
+        ref = await self._store.conversations.new_session(session_key, telegram_chat_id=telegram_chat_id)
+        self._current[session_key] = ref.session_id
 
     async def stats(self) -> dict[str, Any]:
         """Extras for /status: the model and today's LLM calls, tokens and cost."""
@@ -134,32 +135,31 @@ class Agent:
         }
 
     async def reply(self, turn: Turn, progress: ProgressCallback | None = None) -> Reply:
-        conversations = self._store.conversations
-        ref = await conversations.current(
-            turn.session_key, telegram_chat_id=turn.telegram_chat_id, owner_id=await self._owner(turn)
-        )
-        stored = None
-        if turn.update_id is not None:
-            stored = await conversations.find_by_update(ref.session_id, turn.update_id)
-        if stored is None:
-            await self._store_question(ref.session_id, turn)
-        else:
-            answered = await self._stored_answer(ref.session_id, stored)
+        session_id = await self._session_of(turn)
+        stored = await self._store_question(session_id, turn)
+        if stored is not None:  # this update was stored before: a replay after a crash
+            answered = await self._stored_answer(session_id, stored)
             if answered is not None:
                 log.info("update %s was answered before; replaying the stored answer", turn.update_id)
                 return answered
-        return await self._answer(ref.session_id, turn, progress)
+        return await self._answer(session_id, turn, progress)
 
-    async def _owner(self, turn: Turn) -> int | None:
-        """The user owning a new chat, if they are a known user (chats.owner_id is a foreign key)."""
-        if turn.session_key in self._known_chats or turn.user_id is None:
-            return None
-        self._known_chats.add(turn.session_key)
-        return turn.user_id if await self._store.users.get(turn.user_id) is not None else None
+    async def _session_of(self, turn: Turn) -> int:
+        """The chat's current session; remembered, since only this process opens new ones."""
+        session_id = self._current.get(turn.session_key)
+        if session_id is None:
+            owner = None
+            if turn.user_id is not None and await self._store.users.get(turn.user_id) is not None:
+                owner = turn.user_id  # chats.owner_id is a foreign key: only known users
+            ref = await self._store.conversations.current(
+                turn.session_key, telegram_chat_id=turn.telegram_chat_id, owner_id=owner
+            )
+            session_id = self._current[turn.session_key] = ref.session_id
+        return session_id
 
-    async def _store_question(self, session_id: int, turn: Turn) -> None:
+    async def _store_question(self, session_id: int, turn: Turn) -> StoredMessage | None:
         message = {"role": "user", "content": turn.text}
-        await self._store.conversations.append(
+        return await self._store.conversations.add_question(
             session_id,
             NewMessage(
                 role="user",
@@ -189,18 +189,24 @@ class Agent:
             completion = await self._complete(messages, turn, session_id, model, tools, progress)
             total += completion.usage
             if not completion.tool_calls:
-                return await self._finish(session_id, completion.text or EMPTY_ANSWER, total, completion)
+                return await self._finish(
+                    session_id, completion.text or EMPTY_ANSWER, total, completion, turn
+                )
             if not tools:
                 log.warning(
                     "model asked for tools %s but none are available", [c.name for c in completion.tool_calls]
                 )
-                return await self._finish(session_id, completion.text or NO_TOOLS_ANSWER, total, completion)
+                return await self._finish(
+                    session_id, completion.text or NO_TOOLS_ANSWER, total, completion, turn
+                )
             looping = _repeated(completion.tool_calls, seen)
             if looping is not None:
                 log.warning(
                     "stopping a tool loop: %s called %d times with the same arguments", looping, REPEAT_LIMIT
                 )
-                return await self._finish(session_id, LOOP_ANSWER.format(tool=looping), total, completion)
+                return await self._finish(
+                    session_id, LOOP_ANSWER.format(tool=looping), total, completion, turn
+                )
             # Independent calls of one step run side by side; results keep the calls' order.
             results = await asyncio.gather(
                 *(self._run_tool(c, turn, progress) for c in completion.tool_calls)
@@ -220,7 +226,10 @@ class Agent:
     ) -> Completion:
         await _notify(progress, Progress("thinking", "Thinking…"))
         completion = await self._llm.complete(messages, model=model, tools=tools or None)
-        await self._record_usage(completion, turn, session_id)
+        if completion.tool_calls:
+            # Recorded at once: the turn may yet be cancelled while its tools run. A final
+            # answer's usage is stored with the answer, in the same transaction (_finish).
+            await self._store.usage.record(self._usage(completion, turn, session_id))
         return completion
 
     async def _final_without_tools(
@@ -239,7 +248,7 @@ class Agent:
         total += completion.usage
         text = completion.text if completion.text and not completion.tool_calls else None
         return await self._finish(
-            session_id, text or STEP_LIMIT_ANSWER.format(rounds=rounds), total, completion
+            session_id, text or STEP_LIMIT_ANSWER.format(rounds=rounds), total, completion, turn
         )
 
     async def _prompt(self, session_id: int, turn: Turn, model: str, tools: list[Message]) -> list[Message]:
@@ -252,18 +261,16 @@ class Agent:
         window = await self._store.conversations.window(session_id, max(budget - system_tokens, 0))
         return build_messages(system, window, budget=budget, system_tokens=system_tokens)
 
-    async def _record_usage(self, completion: Completion, turn: Turn, session_id: int) -> None:
+    def _usage(self, completion: Completion, turn: Turn, session_id: int) -> UsageRecord:
         usage = completion.usage
-        await self._store.usage.record(
-            UsageRecord(
-                model=completion.model,
-                prompt_tokens=usage.prompt_tokens,
-                completion_tokens=usage.completion_tokens,
-                cost=usage.cost,
-                latency_ms=usage.latency_ms,
-                user_id=turn.user_id,
-                session_id=session_id,
-            )
+        return UsageRecord(
+            model=completion.model,
+            prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens,
+            cost=usage.cost,
+            latency_ms=usage.latency_ms,
+            user_id=turn.user_id,
+            session_id=session_id,
         )
 
     async def _run_tool(self, call: ToolCall, turn: Turn, progress: ProgressCallback | None) -> Message:
@@ -310,8 +317,11 @@ class Agent:
             )
         await self._store.conversations.append(session_id, *rows)
 
-    async def _finish(self, session_id: int, text: str, total: Usage, completion: Completion | None) -> Reply:
+    async def _finish(
+        self, session_id: int, text: str, total: Usage, completion: Completion | None, turn: Turn
+    ) -> Reply:
         message = {"role": "assistant", "content": text}
+        unrecorded = completion is not None and not completion.tool_calls
         (message_id,) = await self._store.conversations.append(
             session_id,
             NewMessage(
@@ -321,6 +331,7 @@ class Agent:
                 prompt_tokens=completion.usage.prompt_tokens if completion else None,
                 completion_tokens=completion.usage.completion_tokens if completion else None,
             ),
+            usage=self._usage(completion, turn, session_id) if completion and unrecorded else None,
         )
         return Reply(text=text, message_id=message_id, usage=total)
 

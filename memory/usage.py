@@ -3,12 +3,25 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from memory.models import Usage
 from memory.types import UsageRecord, UsageTotals
+
+
+def usage_values(usage: UsageRecord) -> dict[str, Any]:
+    return dict(
+        user_id=usage.user_id,
+        session_id=usage.session_id,
+        model=usage.model,
+        prompt_tokens=usage.prompt_tokens,
+        completion_tokens=usage.completion_tokens,
+        cost=usage.cost,
+        latency_ms=usage.latency_ms,
+    )
 
 
 class UsageLog:
@@ -17,17 +30,7 @@ class UsageLog:
 
     async def record(self, usage: UsageRecord) -> None:
         async with self._sessions.begin() as db:
-            db.add(
-                Usage(
-                    user_id=usage.user_id,
-                    session_id=usage.session_id,
-                    model=usage.model,
-                    prompt_tokens=usage.prompt_tokens,
-                    completion_tokens=usage.completion_tokens,
-                    cost=usage.cost,
-                    latency_ms=usage.latency_ms,
-                )
-            )
+            await db.execute(insert(Usage).values(**usage_values(usage)))
 
     async def totals(self, user_id: int | None = None, since: datetime | None = None) -> UsageTotals:
         """Sum over all calls, or one user's, optionally since a moment (naive UTC)."""
