@@ -37,7 +37,26 @@ from omni.settings import load_settings  # noqa: E402
 from tests.fakes.llm_api import FakeLLM, ScriptedReply  # noqa: E402
 from tests.fakes.server import serve  # noqa: E402
 
-TOOL, ARGS = "current_time", {"timezone": "UTC"}
+TOOL = "current_time"
+# Distinct arguments per call: the agent rightly stops a model repeating the very same call.
+ZONES = [
+    "UTC",
+    "Europe/Paris",
+    "Asia/Tokyo",
+    "America/New_York",
+    "Europe/Berlin",
+    "Asia/Kolkata",
+    "Australia/Sydney",
+    "America/Sao_Paulo",
+    "Africa/Cairo",
+    "Europe/London",
+]
+
+
+def args_for(i: int) -> dict[str, str]:
+    return {"timezone": ZONES[i % len(ZONES)]}
+
+
 EXTRA = ROOT / "tests" / "tools" / "extra_server.py"
 
 
@@ -52,9 +71,11 @@ async def agent_turns(base: str, data: Path, llm: FakeLLM, calls: int, turns: in
     await asyncio.to_thread(upgrade, settings.database_url)
     per_call: list[float] = []
     per_step: list[float] = []
+    gaps: list[float] = []
     direct: list[float] = []
     async with open_store(settings.database_url) as store, open_agent(settings, store) as agent:
         started: dict[str, float] = {}
+        ended: list[float] = []
 
         async def progress(event: Progress) -> None:
             now = time.perf_counter()
@@ -62,27 +83,34 @@ async def agent_turns(base: str, data: Path, llm: FakeLLM, calls: int, turns: in
                 started["t"] = now
             elif event.kind == "tool_end":
                 per_call.append((now - started["t"]) * 1000)
+                ended.append(now)
+            elif event.kind == "thinking" and ended:
+                gaps.append(now - ended[-1])
 
         turn = Turn("bench:1", "what time is it, ten times?", user_id=None, is_admin=True)
         await agent.reply(turn)  # warm: litellm import, first tools/list
         for _ in range(turns):
             llm.enqueue(
                 *[
-                    ScriptedReply(tool_calls=[{"name": f"skills__{TOOL}", "arguments": ARGS}])
-                    for _ in range(calls)
+                    ScriptedReply(tool_calls=[{"name": f"skills__{TOOL}", "arguments": args_for(i)}])
+                    for i in range(calls)
                 ],
                 ScriptedReply(text="done"),
             )
             t0 = time.perf_counter()
             await agent.reply(turn, progress)
             per_step.append((time.perf_counter() - t0) * 1000 / (calls + 1))
+        gap_s = statistics.median(gaps) + 0.010 if gaps else 0.015  # + the fake LLM's round trip
         # The same tool, same server process, straight through the SDK session.
         box = agent._tools
         assert isinstance(box, ToolBox)
         session = await box._connections["skills"].ensure()
-        for _ in range(calls * turns):
+        for i in range(calls * turns):
+            # Spaced like the agent's calls (an LLM round trip between two): a server called
+            # back to back stays hotter than one the agent calls, which would flatter "direct".
+            await asyncio.sleep(gap_s)
             t0 = time.perf_counter()
-            await session.call_tool(TOOL, ARGS)
+            await session.call_tool(TOOL, args_for(i))
             direct.append((time.perf_counter() - t0) * 1000)
     return {"agent": per_call, "direct": direct, "step": per_step}
 
