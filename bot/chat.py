@@ -191,9 +191,8 @@ async def _answer(update: Update, context: OmniContext, text: str) -> None:
     quote = message.message_id if deps.chats.newer_than(chat_id, message.message_id) else None
     chunks = format.render(reply.text) or [NO_ANSWER]
     sent = await delivery.send_chunks(context.bot, chat_id, chunks, reply_to=quote)
-    if reply.message_id is not None:
-        await deps.store.conversations.set_sent_ids(reply.message_id, sent)
-    await deps.store.updates.finish(update.update_id, "answered")
+    record = (reply.message_id, sent) if reply.message_id is not None else None
+    await deps.store.updates.finish(update.update_id, "answered", sent=record)
 
 
 def _text_for_agent(update: Update, bot_username: str | None) -> str:

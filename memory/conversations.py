@@ -163,13 +163,6 @@ class Conversations:
             )
             return [_stored(r) for r in rows]
 
-    async def set_sent_ids(self, message_id: int, sent: list[int]) -> None:
-        """Remember which Telegram messages carried our reply."""
-        async with self._sessions.begin() as db:
-            row = await db.get(Message, message_id)
-            if row is not None:
-                row.sent_message_ids = list(sent)
-
     async def window(
         self, session_id: int, token_budget: int, max_messages: int = 400
     ) -> list[StoredMessage]:

@@ -15,7 +15,7 @@ from sqlalchemy import select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from memory.models import InboundUpdate
+from memory.models import InboundUpdate, Message
 from memory.types import PendingUpdate, UpdateStatus
 
 _OPEN = ("received", "processing")
@@ -87,14 +87,32 @@ class UpdateLedger:
             row.status, row.claimed_by, row.attempts = "processing", owner, row.attempts + 1
             return True
 
-    async def finish(self, update_id: int, status: UpdateStatus, error: str | None = None) -> None:
-        """Close an update; the payload is dropped once it can no longer be replayed."""
+    async def finish(
+        self,
+        update_id: int,
+        status: UpdateStatus,
+        error: str | None = None,
+        *,
+        sent: tuple[int, list[int]] | None = None,
+    ) -> None:
+        """Close an update; the payload is dropped once it can no longer be replayed.
+
+        ``sent``: (stored answer id, Telegram message ids that carried it), recorded in the same
+        transaction, so an answered update and its delivery are stored together.
+        """
         async with self._sessions.begin() as db:
             await db.execute(
                 update(InboundUpdate)
                 .where(InboundUpdate.update_id == update_id)
                 .values(status=status, error=error, finished_at=datetime.now(UTC), payload=None)
             )
+            if sent is not None:
+                message_id, telegram_ids = sent
+                await db.execute(
+                    update(Message)
+                    .where(Message.id == message_id)
+                    .values(sent_message_ids=list(telegram_ids))
+                )
 
     async def status(self, update_id: int) -> UpdateStatus | None:
         async with self._sessions() as db:

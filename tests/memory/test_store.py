@@ -74,10 +74,15 @@ async def test_update_ledger_answers_each_update_once(store: Store) -> None:
     pending = await ledger.pending("boot-b")
     assert [(p.update_id, p.payload) for p in pending] == [(1, {"update_id": 1})]
     assert await ledger.claim(1, "boot-b")
-    await ledger.finish(1, "answered")
+    ref = await store.conversations.current("tg:5")
+    [answer] = await store.conversations.append(ref.session_id, NewMessage("assistant", "hi"))
+    await ledger.finish(1, "answered", sent=(answer, [501, 502]))
     assert await ledger.status(1) == "answered"
     assert not await ledger.claim(1, "boot-c")
     assert await ledger.pending("boot-c") == []
+    async with store.engine.connect() as conn:
+        sent = await conn.scalar(text("SELECT sent_message_ids FROM messages WHERE id = :i"), {"i": answer})
+    assert sent == "[501, 502]"
 
 
 async def test_access_decisions_persist(store: Store) -> None:
