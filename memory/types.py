@@ -48,7 +48,7 @@ class StoredMessage:
     role: Role
     content: str | None
     tokens: int
-    created_at: datetime
+    created_at: datetime | None = None  # not read for the prompt window (it costs a parse per row)
     user_id: int | None = None
     tool_calls: list[dict[str, Any]] | None = None
     tool_call_id: str | None = None
