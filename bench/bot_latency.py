@@ -19,19 +19,15 @@ With ``--json`` the last line is one JSON object with both bots' figures and the
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -39,41 +35,15 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import uvicorn  # noqa: E402
 
 from tests.fakes.llm_api import FakeLLM  # noqa: E402
+from tests.fakes.server import serve_in_thread  # noqa: E402
 from tests.fakes.telegram_api import TOKEN, FakeTelegram  # noqa: E402
 
 WARM_UP = 10
 SEQUENTIAL_USERS = 10
 FILL_BATCH = 25
 REPLY_TIMEOUT_S = 120.0
-
-
-@contextmanager
-def serve_in_thread(app: Any) -> Iterator[str]:
-    """Like tests.fakes.server.serve_in_thread, with TCP_NODELAY on the accepted connections.
-
-    asyncio sets TCP_NODELAY only on sockets whose ``proto`` is IPPROTO_TCP, and accepted sockets
-    inherit it from the listener: a listener made with proto 0 answers every request after a
-    40 ms delayed-ACK stall (Nagle), which would swamp the figures measured here.
-    """
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="error", timeout_graceful_shutdown=1))
-    thread = threading.Thread(target=lambda: asyncio.run(server.serve(sockets=[sock])), daemon=True)
-    thread.start()
-    try:
-        while not server.started:
-            if not thread.is_alive():
-                raise RuntimeError("fake server did not start")
-            time.sleep(0.01)
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
 
 
 @dataclass
