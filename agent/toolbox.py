@@ -148,9 +148,6 @@ class ToolBox:
             for name, c in sorted(self._connections.items())
         ]
 
-    def route(self, name: str) -> Route | None:
-        return self._routes.get(name)
-
     def describe(self, name: str, arguments: dict[str, Any]) -> str:
         """A status line for a call in progress, e.g. "📄 reading notes.md…"."""
         route = self._routes.get(name)

@@ -141,17 +141,6 @@ class Conversations:
             await db.execute(insert(Message).values(**_values(session_id, message)))
             return None
 
-    async def find_by_update(self, session_id: int, update_id: int) -> StoredMessage | None:
-        """The user message that came from this Telegram update, if it was stored already."""
-        async with self._sessions() as db:
-            row = await db.scalar(
-                select(Message)
-                .where(Message.session_id == session_id, Message.telegram_update_id == update_id)
-                .order_by(Message.id)
-                .limit(1)
-            )
-            return None if row is None else _stored(row)
-
     async def after(self, session_id: int, message_id: int) -> list[StoredMessage]:
         """Messages stored after ``message_id`` in the session (e.g. the reply to it)."""
         async with self._sessions() as db:

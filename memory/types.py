@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
@@ -103,14 +103,3 @@ class UsageTotals:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost: float = 0.0
-
-
-@dataclass(frozen=True, slots=True)
-class StoreStats:
-    users: int
-    chats: int
-    sessions: int
-    messages: int
-    messages_today: int
-    database_bytes: int | None = None
-    extra: dict[str, int] = field(default_factory=dict)

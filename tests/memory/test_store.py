@@ -55,11 +55,14 @@ async def test_window_always_keeps_the_newest_message(store: Store) -> None:
     assert len(await store.conversations.window(ref.session_id, token_budget=100)) == 1
 
 
-async def test_message_from_an_update_is_found_again(store: Store) -> None:
+async def test_message_from_an_update_is_stored_once(store: Store) -> None:
     ref = await store.conversations.current("tg:7")
-    [mid] = await store.conversations.append(ref.session_id, NewMessage("user", "hi", telegram_update_id=900))
-    found = await store.conversations.find_by_update(ref.session_id, 900)
-    assert found is not None and found.id == mid
+    question = NewMessage("user", "hi", telegram_update_id=900)
+    assert await store.conversations.add_question(ref.session_id, question) is None
+    found = await store.conversations.add_question(ref.session_id, question)  # replayed update
+    assert found is not None and found.content == "hi"
+    assert [m.id for m in await store.conversations.messages(ref.session_id)] == [found.id]
+    mid = found.id
     [reply] = await store.conversations.append(ref.session_id, NewMessage("assistant", "hello"))
     assert [m.id for m in await store.conversations.after(ref.session_id, mid)] == [reply]
 
