@@ -38,6 +38,10 @@ log = logging.getLogger(__name__)
 
 Message = dict[str, Any]
 
+# Texts up to this long are counted on the event loop (well under a millisecond): a thread
+# hand-off would cost more than the count. Longer ones go to a thread.
+INLINE_COUNT_CHARS = 2_000
+
 # HTTP statuses worth another try: timeout, conflict, too early, rate limit; 5xx below.
 _TRANSIENT_STATUS = frozenset({408, 409, 425, 429})
 
@@ -242,6 +246,8 @@ class LiteLLMClient:
 
     async def count_tokens(self, messages: Sequence[Message], *, model: str) -> int:
         litellm = await load_litellm()
+        if sum(len(str(m.get("content") or "")) for m in messages) <= INLINE_COUNT_CHARS:
+            return _count_tokens(litellm, list(messages), model)
         return await asyncio.to_thread(_count_tokens, litellm, list(messages), model)
 
 

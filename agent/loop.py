@@ -25,7 +25,7 @@ from agent.prompts import system_prompt
 from agent.toolbox import ServerStatus, ToolBox
 from agent.types import Progress, ProgressCallback, Reply, ToolCall, Turn, Usage
 from memory.store import Store
-from memory.types import NewMessage, StoredMessage, UsageRecord
+from memory.types import Asked, NewMessage, StoredMessage, UsageRecord
 from omni.errors import OmniError
 
 log = logging.getLogger(__name__)
@@ -136,13 +136,19 @@ class Agent:
 
     async def reply(self, turn: Turn, progress: ProgressCallback | None = None) -> Reply:
         session_id = await self._session_of(turn)
-        stored = await self._store_question(session_id, turn)
-        if stored is not None:  # this update was stored before: a replay after a crash
-            answered = await self._stored_answer(session_id, stored)
+        model = self.model
+        tools = await self._tools.list_tools(turn) if self._tools is not None else []
+        system, system_tokens = await self._system_prompt(turn, model, tools)
+        budget = self._config.history_tokens
+        # The question is stored and the window read after it in one transaction.
+        asked = await self._store_question(session_id, turn, window_tokens=max(budget - system_tokens, 1))
+        if asked.earlier is not None:  # this update was stored before: a replay after a crash
+            answered = await self._stored_answer(session_id, asked.earlier)
             if answered is not None:
                 log.info("update %s was answered before; replaying the stored answer", turn.update_id)
                 return answered
-        return await self._answer(session_id, turn, progress)
+        messages = build_messages(system, asked.window, budget=budget, system_tokens=system_tokens)
+        return await self._answer(session_id, turn, progress, model, tools, messages)
 
     async def _session_of(self, turn: Turn) -> int:
         """The chat's current session; remembered, since only this process opens new ones."""
@@ -157,7 +163,7 @@ class Agent:
             session_id = self._current[turn.session_key] = ref.session_id
         return session_id
 
-    async def _store_question(self, session_id: int, turn: Turn) -> StoredMessage | None:
+    async def _store_question(self, session_id: int, turn: Turn, *, window_tokens: int) -> Asked:
         message = {"role": "user", "content": turn.text}
         return await self._store.conversations.add_question(
             session_id,
@@ -169,6 +175,7 @@ class Agent:
                 telegram_update_id=turn.update_id,
                 telegram_message_id=turn.message_id,
             ),
+            window_tokens=window_tokens,
         )
 
     async def _stored_answer(self, session_id: int, question: StoredMessage) -> Reply | None:
@@ -179,10 +186,15 @@ class Agent:
                 return Reply(text=message.content or "", message_id=message.id, replayed=True)
         return None
 
-    async def _answer(self, session_id: int, turn: Turn, progress: ProgressCallback | None) -> Reply:
-        model = self.model
-        tools = await self._tools.list_tools(turn) if self._tools is not None else []
-        messages = await self._prompt(session_id, turn, model, tools)
+    async def _answer(
+        self,
+        session_id: int,
+        turn: Turn,
+        progress: ProgressCallback | None,
+        model: str,
+        tools: list[Message],
+        messages: list[Message],
+    ) -> Reply:
         total = Usage()
         seen: Counter[str] = Counter()
         for _ in range(self._config.max_tool_rounds):
@@ -251,15 +263,13 @@ class Agent:
             session_id, text or STEP_LIMIT_ANSWER.format(rounds=rounds), total, completion, turn
         )
 
-    async def _prompt(self, session_id: int, turn: Turn, model: str, tools: list[Message]) -> list[Message]:
+    async def _system_prompt(self, turn: Turn, model: str, tools: list[Message]) -> tuple[str, int]:
+        """The system prompt and the tokens it takes, tool schemas included (they ride along in
+        every request and take room from the history too)."""
         now = self._clock().astimezone(self._config.timezone)
         system = system_prompt(now, user_name=turn.user_name, tools=bool(tools))
-        system_tokens = await self._llm.count_tokens([{"role": "system", "content": system}], model=model)
-        # Tool schemas ride along in every request and take room from the history too.
-        system_tokens += len(json.dumps(tools)) // 4 if tools else 0
-        budget = self._config.history_tokens
-        window = await self._store.conversations.window(session_id, max(budget - system_tokens, 0))
-        return build_messages(system, window, budget=budget, system_tokens=system_tokens)
+        tokens = await self._llm.count_tokens([{"role": "system", "content": system}], model=model)
+        return system, tokens + (len(json.dumps(tools)) // 4 if tools else 0)
 
     def _usage(self, completion: Completion, turn: Turn, session_id: int) -> UsageRecord:
         usage = completion.usage

@@ -10,11 +10,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, insert, or_, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy import Select, func, insert, or_, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from memory.models import Chat, Message, Session, Usage
-from memory.types import NewMessage, SessionRef, StoredMessage, UsageRecord
+from memory.types import Asked, NewMessage, SessionRef, StoredMessage, UsageRecord
 from memory.usage import usage_values
 
 # Read in pages when walking back through a long session.
@@ -68,8 +68,38 @@ def _values(session_id: int, msg: NewMessage) -> dict[str, Any]:
     )
 
 
+def _window_query(session_id: int, token_budget: int, max_messages: int) -> Select[Any]:
+    newest_first = Message.id.desc()
+    inner = (
+        select(
+            *(getattr(Message, name) for name in _WINDOW_COLUMNS),
+            func.sum(Message.tokens).over(order_by=newest_first).label("used"),
+            func.row_number().over(order_by=newest_first).label("rn"),
+        )
+        .where(Message.session_id == session_id)
+        .subquery()
+    )
+    return (
+        select(*(inner.c[name] for name in _WINDOW_COLUMNS))
+        .where(or_(inner.c.rn == 1, inner.c.used <= token_budget))
+        .order_by(inner.c.id.desc())
+        .limit(max_messages)
+    )
+
+
+async def _window(
+    conn: AsyncConnection, session_id: int, token_budget: int, max_messages: int
+) -> list[StoredMessage]:
+    rows = (await conn.execute(_window_query(session_id, token_budget, max_messages))).all()
+    return _trim_to_user_start([StoredMessage(**row._asdict()) for row in reversed(rows)])
+
+
 class Conversations:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    """The hot paths (every turn) use Core statements on a connection: the ORM unit of work
+    costs several times the SQL itself. Rarer operations use ORM sessions."""
+
+    def __init__(self, engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._engine = engine
         self._sessions = sessions
 
     async def current(
@@ -108,38 +138,43 @@ class Conversations:
         self, session_id: int, *messages: NewMessage, usage: UsageRecord | None = None
     ) -> list[int]:
         """Append messages (and the LLM call that produced them) in one transaction; their ids."""
-        # Core inserts, not ORM objects: every turn writes here, and the unit of work costs more
-        # than the insert itself.
-        async with self._sessions.begin() as db:
+        async with self._engine.begin() as conn:
             ids: list[int] = []
             if messages:
                 stmt = insert(Message).returning(Message.id, sort_by_parameter_order=True)
-                result = await db.execute(stmt, [_values(session_id, m) for m in messages])
+                result = await conn.execute(stmt, [_values(session_id, m) for m in messages])
                 ids = [int(i) for i in result.scalars()]
             if usage is not None:
-                await db.execute(insert(Usage).values(**usage_values(usage)))
+                await conn.execute(insert(Usage).values(**usage_values(usage)))
             return ids
 
-    async def add_question(self, session_id: int, message: NewMessage) -> StoredMessage | None:
-        """Store a user message unless its Telegram update was stored already, in one transaction.
+    async def add_question(
+        self, session_id: int, message: NewMessage, *, window_tokens: int | None = None
+    ) -> Asked:
+        """Store a user message unless its Telegram update was stored already, and read the
+        prompt window (``window_tokens`` > 0) after it, all in one transaction.
 
-        Returns the earlier message when the update was seen before (a replay), else None.
+        ``Asked.earlier`` is the message stored before for the same update (a replay), or None.
         """
-        async with self._sessions.begin() as db:
+        async with self._engine.begin() as conn:
+            earlier = None
             if message.telegram_update_id is not None:
-                row = await db.scalar(
-                    select(Message)
-                    .where(
-                        Message.session_id == session_id,
-                        Message.telegram_update_id == message.telegram_update_id,
+                row = (
+                    await conn.execute(
+                        select(*(getattr(Message, name) for name in _WINDOW_COLUMNS))
+                        .where(
+                            Message.session_id == session_id,
+                            Message.telegram_update_id == message.telegram_update_id,
+                        )
+                        .order_by(Message.id)
+                        .limit(1)
                     )
-                    .order_by(Message.id)
-                    .limit(1)
-                )
-                if row is not None:
-                    return _stored(row)
-            await db.execute(insert(Message).values(**_values(session_id, message)))
-            return None
+                ).first()
+                earlier = StoredMessage(**row._asdict()) if row is not None else None
+            if earlier is None:
+                await conn.execute(insert(Message).values(**_values(session_id, message)))
+            window = await _window(conn, session_id, window_tokens, 400) if window_tokens else []
+            return Asked(earlier=earlier, window=window)
 
     async def after(self, session_id: int, message_id: int) -> list[StoredMessage]:
         """Messages stored after ``message_id`` in the session (e.g. the reply to it)."""
@@ -161,25 +196,8 @@ class Conversations:
         The database computes the running total (a window function), so only the rows that fit
         come back; this runs on every turn.
         """
-        newest_first = Message.id.desc()
-        inner = (
-            select(
-                *(getattr(Message, name) for name in _WINDOW_COLUMNS),
-                func.sum(Message.tokens).over(order_by=newest_first).label("used"),
-                func.row_number().over(order_by=newest_first).label("rn"),
-            )
-            .where(Message.session_id == session_id)
-            .subquery()
-        )
-        query = (
-            select(*(inner.c[name] for name in _WINDOW_COLUMNS))
-            .where(or_(inner.c.rn == 1, inner.c.used <= token_budget))
-            .order_by(inner.c.id.desc())
-            .limit(max_messages)
-        )
-        async with self._sessions() as db:
-            rows = (await db.execute(query)).all()
-        return _trim_to_user_start([StoredMessage(**row._asdict()) for row in reversed(rows)])
+        async with self._engine.connect() as conn:
+            return await _window(conn, session_id, token_budget, max_messages)
 
     async def messages(self, session_id: int) -> list[StoredMessage]:
         async with self._sessions() as db:

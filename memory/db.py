@@ -28,6 +28,11 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     path = sqlite_path(url)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
+        # One connection: SQLite has a single writer, and two of our connections writing at
+        # once would make one sleep in SQLite's busy handler (milliseconds per collision, on
+        # every message). Queued in asyncio instead, each transaction waits only for the last.
+        if "poolclass" not in kwargs:
+            kwargs = {"pool_size": 1, "max_overflow": 0, **kwargs}
     engine = create_async_engine(url, **kwargs)
     if engine.dialect.name == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)

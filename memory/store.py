@@ -22,8 +22,8 @@ class Store:
         self.engine = engine
         self.sessions: async_sessionmaker[AsyncSession] = create_sessionmaker(engine)
         self.users = Users(self.sessions)
-        self.conversations = Conversations(self.sessions)
-        self.updates = UpdateLedger(self.sessions)
+        self.conversations = Conversations(engine, self.sessions)
+        self.updates = UpdateLedger(engine, self.sessions)
         self.usage = UsageLog(self.sessions)
         self.kv = KeyValues(self.sessions)
 

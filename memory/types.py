@@ -69,6 +69,14 @@ class StoredMessage:
 
 
 @dataclass(frozen=True, slots=True)
+class Asked:
+    """A stored question and the prompt window read after it (``add_question``)."""
+
+    earlier: StoredMessage | None  # stored before for the same Telegram update: a replay
+    window: list[StoredMessage]
+
+
+@dataclass(frozen=True, slots=True)
 class SessionRef:
     """Where a chat's messages currently go."""
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select, update
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy import ColumnElement, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from memory.models import InboundUpdate, Message
 from memory.types import PendingUpdate, UpdateStatus
@@ -21,41 +21,58 @@ from memory.types import PendingUpdate, UpdateStatus
 _OPEN = ("received", "processing")
 
 
+def _claimable(update_id: int, owner: str) -> ColumnElement[bool]:
+    return (
+        (InboundUpdate.update_id == update_id)
+        & InboundUpdate.status.in_(_OPEN)
+        & (InboundUpdate.claimed_by.is_(None) | (InboundUpdate.claimed_by != owner))
+    )
+
+
+async def _insert_new(conn: AsyncConnection, values: dict[str, Any]) -> bool:
+    """Insert the update's row unless it exists; whether it was inserted."""
+    dialect = conn.dialect.name
+    if dialect in ("sqlite", "postgresql"):
+        make = sqlite.insert if dialect == "sqlite" else postgresql.insert
+        stmt = make(InboundUpdate).values(**values).on_conflict_do_nothing(index_elements=["update_id"])
+        return bool((await conn.execute(stmt)).rowcount)
+    query = select(InboundUpdate.update_id).where(InboundUpdate.update_id == values["update_id"])
+    exists = await conn.scalar(query)
+    if exists is not None:
+        return False
+    await conn.execute(insert(InboundUpdate).values(**values))
+    return True
+
+
 class UpdateLedger:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    """Every method is one short transaction of Core statements: ``arrive`` and ``finish`` run
+    for every message, where the ORM's unit of work would cost several times the SQL."""
+
+    def __init__(self, engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._engine = engine
         self._sessions = sessions
 
     async def record(
         self, update_id: int, *, chat_id: int | None, user_id: int | None, payload: dict[str, Any] | None
     ) -> bool:
         """Record an arriving update; False when it was seen before."""
-        async with self._sessions.begin() as db:
-            if (await db.connection()).dialect.name == "sqlite":
-                stmt = (
-                    sqlite_insert(InboundUpdate)
-                    .values(update_id=update_id, chat_id=chat_id, user_id=user_id, payload=payload)
-                    .on_conflict_do_nothing(index_elements=["update_id"])
-                )
-                result = await db.execute(stmt)
-                return bool(result.rowcount)  # type: ignore[attr-defined]
-            if await db.get(InboundUpdate, update_id) is not None:
-                return False
-            db.add(InboundUpdate(update_id=update_id, chat_id=chat_id, user_id=user_id, payload=payload))
-            return True
+        values = dict(update_id=update_id, chat_id=chat_id, user_id=user_id, payload=payload)
+        async with self._engine.begin() as conn:
+            return await _insert_new(conn, values)
 
     async def claim(self, update_id: int, owner: str) -> bool:
         """Take an open update for this process; False if answered or already ours."""
-        async with self._sessions.begin() as db:
-            result = await db.execute(
-                update(InboundUpdate)
-                .where(
-                    InboundUpdate.update_id == update_id,
-                    InboundUpdate.status.in_(_OPEN),
-                    (InboundUpdate.claimed_by.is_(None)) | (InboundUpdate.claimed_by != owner),
-                )
-                .values(status="processing", claimed_by=owner, attempts=InboundUpdate.attempts + 1)
-            )
-            return bool(result.rowcount)  # type: ignore[attr-defined]
+        async with self._engine.begin() as conn:
+            return await self._claim(conn, update_id, owner)
+
+    @staticmethod
+    async def _claim(conn: AsyncConnection, update_id: int, owner: str) -> bool:
+        result = await conn.execute(
+            update(InboundUpdate)
+            .where(_claimable(update_id, owner))
+            .values(status="processing", claimed_by=owner, attempts=InboundUpdate.attempts + 1)
+        )
+        return bool(result.rowcount)
 
     async def arrive(
         self,
@@ -67,25 +84,17 @@ class UpdateLedger:
         payload: dict[str, Any] | None,
     ) -> bool:
         """``record`` and ``claim`` in one transaction (the bot's hot path); True: ours to answer."""
-        async with self._sessions.begin() as db:
-            row = await db.get(InboundUpdate, update_id)
-            if row is None:
-                db.add(
-                    InboundUpdate(
-                        update_id=update_id,
-                        chat_id=chat_id,
-                        user_id=user_id,
-                        payload=payload,
-                        status="processing",
-                        claimed_by=owner,
-                        attempts=1,
-                    )
-                )
-                return True
-            if row.status not in _OPEN or row.claimed_by == owner:
-                return False
-            row.status, row.claimed_by, row.attempts = "processing", owner, row.attempts + 1
-            return True
+        values = dict(
+            update_id=update_id,
+            chat_id=chat_id,
+            user_id=user_id,
+            payload=payload,
+            status="processing",
+            claimed_by=owner,
+            attempts=1,
+        )
+        async with self._engine.begin() as conn:
+            return await _insert_new(conn, values) or await self._claim(conn, update_id, owner)
 
     async def finish(
         self,
@@ -100,15 +109,15 @@ class UpdateLedger:
         ``sent``: (stored answer id, Telegram message ids that carried it), recorded in the same
         transaction, so an answered update and its delivery are stored together.
         """
-        async with self._sessions.begin() as db:
-            await db.execute(
+        async with self._engine.begin() as conn:
+            await conn.execute(
                 update(InboundUpdate)
                 .where(InboundUpdate.update_id == update_id)
                 .values(status=status, error=error, finished_at=datetime.now(UTC), payload=None)
             )
             if sent is not None:
                 message_id, telegram_ids = sent
-                await db.execute(
+                await conn.execute(
                     update(Message)
                     .where(Message.id == message_id)
                     .values(sent_message_ids=list(telegram_ids))

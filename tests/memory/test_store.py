@@ -57,10 +57,13 @@ async def test_window_always_keeps_the_newest_message(store: Store) -> None:
 
 async def test_message_from_an_update_is_stored_once(store: Store) -> None:
     ref = await store.conversations.current("tg:7")
-    question = NewMessage("user", "hi", telegram_update_id=900)
-    assert await store.conversations.add_question(ref.session_id, question) is None
-    found = await store.conversations.add_question(ref.session_id, question)  # replayed update
-    assert found is not None and found.content == "hi"
+    question = NewMessage("user", "hi", tokens=1, telegram_update_id=900)
+    asked = await store.conversations.add_question(ref.session_id, question, window_tokens=100)
+    assert asked.earlier is None
+    assert [m.content for m in asked.window] == ["hi"]  # read after the insert, same transaction
+    replayed = await store.conversations.add_question(ref.session_id, question)  # replayed update
+    found = replayed.earlier
+    assert found is not None and found.content == "hi" and replayed.window == []
     assert [m.id for m in await store.conversations.messages(ref.session_id)] == [found.id]
     mid = found.id
     [reply] = await store.conversations.append(ref.session_id, NewMessage("assistant", "hello"))
