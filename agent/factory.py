@@ -46,8 +46,9 @@ async def open_agent(
     if not settings.llm_model:
         raise SettingsError("OMNI_LLM_MODEL: is required by the agent but not set")
     if isinstance(tools, _Default):
+        # Started by agent.warm_up() (the bot calls it once polling runs) or by first use:
+        # spawning servers and importing the MCP client would slow the bot's start.
         box = ToolBox.from_settings(settings)
-        box.start_in_background()  # the first turn that needs tools waits; polling need not
         try:
             async with open_agent(settings, store, tools=box, retry=retry) as agent:
                 yield agent

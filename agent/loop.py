@@ -116,8 +116,11 @@ class Agent:
         return self._tools.status() if isinstance(self._tools, ToolBox) else []
 
     def warm_up(self) -> None:
-        """Start loading the model library in the background (it takes seconds)."""
+        """Start what takes seconds in the background: loading the model library, and starting
+        the MCP servers. The first turn waits for whatever is not ready yet."""
         self._llm.warm_up()
+        if isinstance(self._tools, ToolBox):
+            self._tools.start_in_background()
 
     async def new_session(self, session_key: str, telegram_chat_id: int | None = None) -> None:
         ref = await self._store.conversations.new_session(session_key, telegram_chat_id=telegram_chat_id)

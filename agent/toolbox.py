@@ -123,8 +123,9 @@ class ToolBox:
             self._starting = asyncio.create_task(self.start(), name="toolbox-start")
 
     async def _started(self) -> None:
-        if self._starting is not None:
-            await asyncio.shield(self._starting)
+        self.start_in_background()  # first use starts the servers if warm-up did not
+        assert self._starting is not None
+        await asyncio.shield(self._starting)
 
     async def _try_start(self, conn: McpConnection) -> None:
         try:

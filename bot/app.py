@@ -6,6 +6,7 @@ import os
 import time
 from typing import Any
 
+import httpx
 from pydantic import SecretStr
 from telegram import Update
 from telegram.ext import (
@@ -44,13 +45,16 @@ def build_application(token: SecretStr, api_url: str, deps: BotDeps) -> OmniAppl
     # Opt into PTB 23's timedelta durations now: PTB 22 warns on every RetryAfter otherwise.
     os.environ.setdefault("PTB_TIMEDELTA", "true")
     root = api_url.rstrip("/")
-    poll_request = TrackedRequest(connection_pool_size=1, read_timeout=5.0)
+    # One TLS context for both connections: loading the CA bundle takes tens of milliseconds.
+    tls = {"verify": httpx.create_ssl_context()}
+    poll_request = TrackedRequest(connection_pool_size=1, read_timeout=5.0, httpx_kwargs=tls)
     app: OmniApplication = (
         Application.builder()
         .token(token.get_secret_value())
         .base_url(f"{root}/bot")
         .base_file_url(f"{root}/file/bot")
         .get_updates_request(poll_request)
+        .request(HTTPXRequest(connection_pool_size=256, httpx_kwargs=tls))  # PTB's default, + tls
         .context_types(ContextTypes(context=OmniContext))
         .build()
     )

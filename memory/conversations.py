@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Select, func, insert, or_, select
+from sqlalchemy import Select, func, insert, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from memory.models import Chat, Message, Session, Usage
@@ -158,21 +158,28 @@ class Conversations:
         """
         async with self._engine.begin() as conn:
             earlier = None
-            if message.telegram_update_id is not None:
-                row = (
-                    await conn.execute(
-                        select(*(getattr(Message, name) for name in _WINDOW_COLUMNS))
-                        .where(
-                            Message.session_id == session_id,
-                            Message.telegram_update_id == message.telegram_update_id,
+            values = _values(session_id, message)
+            if message.telegram_update_id is None:
+                await conn.execute(insert(Message).values(**values))
+            else:
+                # One statement: insert unless a message of this update is stored already.
+                stored = select(Message.id).where(
+                    Message.session_id == session_id,
+                    Message.telegram_update_id == message.telegram_update_id,
+                )
+                row_values = select(*(literal(v, Message.__table__.c[k].type) for k, v in values.items()))
+                result = await conn.execute(
+                    insert(Message).from_select(list(values), row_values.where(~stored.exists()))
+                )
+                if not result.rowcount:  # a replay: the update's message is stored already
+                    row = (
+                        await conn.execute(
+                            select(*(getattr(Message, name) for name in _WINDOW_COLUMNS)).where(
+                                Message.id == stored.order_by(Message.id).limit(1).scalar_subquery()
+                            )
                         )
-                        .order_by(Message.id)
-                        .limit(1)
-                    )
-                ).first()
-                earlier = StoredMessage(**row._asdict()) if row is not None else None
-            if earlier is None:
-                await conn.execute(insert(Message).values(**_values(session_id, message)))
+                    ).one()
+                    earlier = StoredMessage(**row._asdict())
             window = await _window(conn, session_id, window_tokens, 400) if window_tokens else []
             return Asked(earlier=earlier, window=window)
 

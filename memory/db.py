@@ -32,7 +32,9 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
         # once would make one sleep in SQLite's busy handler (milliseconds per collision, on
         # every message). Queued in asyncio instead, each transaction waits only for the last.
         if "poolclass" not in kwargs:
-            kwargs = {"pool_size": 1, "max_overflow": 0, **kwargs}
+            # Every use is a context manager that commits or rolls back itself, so the pool's
+            # extra rollback on return would only cost a round trip to the driver's thread.
+            kwargs = {"pool_size": 1, "max_overflow": 0, "pool_reset_on_return": None, **kwargs}
     engine = create_async_engine(url, **kwargs)
     if engine.dialect.name == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
