@@ -157,11 +157,8 @@ class Agent:
         """The chat's current session; remembered, since only this process opens new ones."""
         session_id = self._current.get(turn.session_key)
         if session_id is None:
-            owner = None
-            if turn.user_id is not None and await self._store.users.get(turn.user_id) is not None:
-                owner = turn.user_id  # chats.owner_id is a foreign key: only known users
             ref = await self._store.conversations.current(
-                turn.session_key, telegram_chat_id=turn.telegram_chat_id, owner_id=owner
+                turn.session_key, telegram_chat_id=turn.telegram_chat_id, owner_id=turn.user_id
             )
             session_id = self._current[turn.session_key] = ref.session_id
         return session_id

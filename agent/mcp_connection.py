@@ -2,18 +2,26 @@
 
 The SDK's transports are anyio context managers that must be entered and left in the same
 task, so each connection lives in a task of its own; other tasks use its ``ClientSession``
-and wait on events. A dead stdio server is restarted on the next use, with backoff.
+and wait on events.
+
+The connection notices at once when a server hangs up (its read stream ends), whether a call
+was in flight (that call gets an error) or not. The first restart after a run is immediate:
+on the next use, or in the background a moment later for a stdio server. Failed starts and
+servers that die again soon after starting wait out an exponential backoff instead, so a
+broken server is not hammered.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import sys
 import time
 from collections.abc import Callable
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from types import TracebackType
 from typing import Any, Literal
 
 from agent.mcp_config import RemoteSpec, ServerSpec, StdioSpec
@@ -22,6 +30,10 @@ log = logging.getLogger(__name__)
 
 State = Literal["stopped", "starting", "ready", "failed"]
 _BACKOFF_MAX_S = 30.0
+_STABLE_S = 10.0  # a server that ran this long before dying was fine: its restart is immediate
+_RESTART_DELAY_S = 0.5  # a lost stdio server is restarted in the background after this (or its backoff)
+_BACKGROUND_TRIES = 5  # failures in a row after which only a use restarts the server
+_HALT_TIMEOUT_S = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +51,15 @@ class ServerGone(Exception):
     """The server is not running and could not be (re)started."""
 
 
+@dataclass(slots=True)
+class _Run:
+    """One start of the server: events from an older run never touch a newer one."""
+
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+    up_since: float | None = None  # when it became ready
+
+
 class McpConnection:
     """A supervised client session to one server."""
 
@@ -53,11 +74,12 @@ class McpConnection:
         self._start_timeout = start_timeout
         self._on_tools_changed = on_tools_changed
         self._session: Any = None
+        self._run: _Run | None = None
         self._task: asyncio.Task[None] | None = None
-        self._ready = asyncio.Event()
-        self._stop = asyncio.Event()
+        self._restart: asyncio.Task[None] | None = None
+        self._closed = False
         self._start_lock = asyncio.Lock()
-        self._failures = 0
+        self._failures = 0  # in a row: failed starts and early deaths; a stable run resets it
         self._next_try = 0.0
 
     async def ensure(self) -> Any:
@@ -69,7 +91,9 @@ class McpConnection:
                 return self._session
             wait = self._next_try - time.monotonic()
             if wait > 0:
-                raise ServerGone(f"server {self.name!r} is restarting; retry in {wait:.0f} s ({self.error})")
+                raise ServerGone(
+                    f"server {self.name!r} is restarting; retry in {math.ceil(wait)} s ({self.error})"
+                )
             await self._start()
             if self.state != "ready":
                 raise ServerGone(f"server {self.name!r} is unavailable: {self.error}")
@@ -77,12 +101,12 @@ class McpConnection:
 
     async def _start(self) -> None:
         await self._halt()
-        self.state, self.error = "starting", None
-        self._ready, self._stop = asyncio.Event(), asyncio.Event()
-        self._task = asyncio.create_task(self._run(), name=f"mcp:{self.name}")
+        run = _Run()
+        self._run, self.state, self.error = run, "starting", None
+        self._task = asyncio.create_task(self._supervise(run), name=f"mcp:{self.name}")
         try:
             async with asyncio.timeout(self._start_timeout):
-                await self._ready.wait()
+                await run.ready.wait()
         except TimeoutError:
             self._fail(f"did not start within {self._start_timeout:.0f} s")
             await self._halt()
@@ -93,44 +117,73 @@ class McpConnection:
         delay = min(_BACKOFF_MAX_S, 0.5 * 2 ** (self._failures - 1))
         self._next_try = time.monotonic() + delay
 
-    async def _run(self) -> None:
-        errors: list[str] = []
-        for make in self._transports():
-            try:
-                await self._serve(make)
-                return
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # supervisor: any transport failure marks the server down
-                if self.state == "ready":
-                    log.warning("MCP server %r stopped: %s", self.name, _describe(exc))
-                    self._fail(_describe(exc))
-                    return
-                errors.append(_describe(exc))
-            finally:
-                self._session = None
-        log.warning("MCP server %r failed to start: %s", self.name, "; ".join(errors))
-        self._fail("; ".join(errors))
-        self._ready.set()
+    def _lost(self, run: _Run, reason: str) -> None:
+        """The server of ``run`` hung up: restart at once after a stable run, else back off."""
+        if run is not self._run or self.state != "ready" or run.up_since is None:
+            return  # an old run, or our own shutdown
+        log.warning("MCP server %r stopped: %s", self.name, reason)
+        if time.monotonic() - run.up_since >= _STABLE_S:
+            self._failures = 0
+        self._fail(reason)
+        if self._failures == 1:
+            self._next_try = time.monotonic()  # the first restart after a good run: no waiting
+        run.stop.set()  # the supervisor leaves the transport, which reaps the process
+        if isinstance(self.spec, StdioSpec) and not self._closed:
+            if self._restart is None or self._restart.done():
+                self._restart = asyncio.get_running_loop().create_task(
+                    self._restart_in_background(), name=f"mcp-restart:{self.name}"
+                )
 
-    async def _serve(self, make: Callable[[], Any]) -> None:
+    async def _restart_in_background(self) -> None:
+        """Bring a lost stdio server back before the next call needs it, with the same backoff."""
+        while self.state != "ready" and not self._closed and self._failures <= _BACKGROUND_TRIES:
+            await asyncio.sleep(max(_RESTART_DELAY_S, self._next_try - time.monotonic()))
+            try:
+                await self.ensure()
+            except ServerGone as exc:
+                log.warning("%s", exc)
+
+    async def _supervise(self, run: _Run) -> None:
+        errors: list[str] = []
+        try:
+            for make in self._transports():
+                try:
+                    await self._serve(make, run)
+                    return
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # supervisor: any transport failure marks the server down
+                    if run.up_since is not None:  # it had come up: lost, not failed to start
+                        self._lost(run, _describe(exc))
+                        return
+                    errors.append(_describe(exc))
+        finally:
+            if run is self._run:
+                self._session = None
+        if run is self._run:  # not timed out nor halted meanwhile
+            log.warning("MCP server %r failed to start: %s", self.name, "; ".join(errors))
+            self._fail("; ".join(errors))
+        run.ready.set()
+
+    async def _serve(self, make: Callable[[], Any], run: _Run) -> None:
         from mcp import ClientSession
 
         async with AsyncExitStack() as stack:
             read, write = await stack.enter_async_context(make())
+            watched = _Watched(read, on_end=lambda: self._lost(run, "the server closed the connection"))
             session = await stack.enter_async_context(
-                ClientSession(read, write, message_handler=self._on_message)
+                ClientSession(watched, write, message_handler=self._on_message)
             )
             await session.initialize()
-            if self._stop.is_set():  # came up after its start timed out: stay failed, shut down
+            if run.stop.is_set():  # came up after its start timed out: stay failed, shut down
                 return
             self._session = session
             await self.refresh_tools()
-            self.state, self._failures = "ready", 0
-            self._ready.set()
-            await self._stop.wait()
-            if self.state == "ready":
-                self.state = "stopped"
+            if watched.ended:  # hung up while listing its tools
+                raise ConnectionError("the server closed the connection")
+            self.state, run.up_since = "ready", time.monotonic()
+            run.ready.set()
+            await run.stop.wait()
 
     def _transports(self) -> list[Callable[[], Any]]:
         """How to reach the server, in order: stdio; or Streamable HTTP, then legacy SSE."""
@@ -181,32 +234,36 @@ class McpConnection:
         self._on_tools_changed(self.name)
 
     async def _halt(self) -> None:
+        """End the current run, if any, and wait until its transport is closed (process reaped)."""
         task, self._task = self._task, None
+        run, self._run, self._session = self._run, None, None
+        if run is not None:
+            run.stop.set()
         if task is None:
             return
-        self._stop.set()
         try:
-            async with asyncio.timeout(5):
+            async with asyncio.timeout(_HALT_TIMEOUT_S):
                 await asyncio.shield(task)
-        except (TimeoutError, Exception):
+        except BaseException as exc:  # slow to stop, or we are cancelled: never leave it running
             task.cancel()
-            try:
-                await task
-            except BaseException:  # noqa: BLE001 - shutting down, already logged
-                pass
+            await asyncio.gather(task, return_exceptions=True)
+            if isinstance(exc, asyncio.CancelledError):
+                raise
 
     async def close(self) -> None:
+        """Stop the server for good: no background restart after this."""
+        self._closed = True
+        restart, self._restart = self._restart, None
+        if restart is not None:
+            restart.cancel()
+            await asyncio.gather(restart, return_exceptions=True)
         await self._halt()
-        self.state, self._session = "stopped", None
+        self.state = "stopped"
 
-    def mark_dead(self, reason: str) -> None:
-        """A call found the server gone: restart on the next use (after backoff)."""
-        if self.state == "ready":
-            log.warning("MCP server %r lost: %s", self.name, reason)
-            self._fail(reason)
-            self._next_try = time.monotonic()  # first restart at once; backoff from then on
-            if self._task is not None:
-                self._stop.set()
+    def mark_dead(self, session: Any, reason: str) -> None:
+        """A call on ``session`` found the server gone (if the hang-up did not already say so)."""
+        if session is self._session and self._run is not None:
+            self._lost(self._run, reason)
 
 
 def _remote_tool(tool: Any) -> RemoteTool:
@@ -252,6 +309,51 @@ class _owning:
             await self._transport.__aexit__(*exc)
         finally:
             await self._client.aclose()
+
+
+class _Watched:
+    """A transport's read stream that tells when the server hangs up (the stream ends)."""
+
+    def __init__(self, stream: Any, on_end: Callable[[], None]) -> None:
+        import anyio
+
+        self._stream, self._on_end = stream, on_end
+        self._eof: type[Exception] = anyio.EndOfStream
+        self._ends: tuple[type[Exception], ...] = (anyio.EndOfStream, anyio.ClosedResourceError)
+        self.ended = False
+
+    @property
+    def last_context(self) -> Any:
+        return getattr(self._stream, "last_context", None)
+
+    async def receive(self) -> Any:
+        try:
+            return await self._stream.receive()
+        except self._ends:
+            if not self.ended:
+                self.ended = True
+                self._on_end()
+            raise
+
+    def __aiter__(self) -> _Watched:
+        return self
+
+    async def __anext__(self) -> Any:
+        try:
+            return await self.receive()
+        except self._eof:
+            raise StopAsyncIteration from None
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()
+
+    async def __aenter__(self) -> _Watched:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
 
 
 def _describe(exc: BaseException) -> str:

@@ -197,7 +197,7 @@ class ToolBox:
 
             if isinstance(exc, MCPError) and exc.code != CONNECTION_CLOSED:
                 return f"Error: {exc.error.message}"
-            conn.mark_dead(f"{exc.__class__.__name__} during {route.tool.name}")
+            conn.mark_dead(session, f"{exc.__class__.__name__} during {route.tool.name}")
             return (
                 f"Error: the tool server {route.server!r} stopped while running {name}; it will be restarted."
             )

@@ -10,10 +10,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Select, func, insert, literal, or_, select
+from sqlalchemy import CursorResult, Select, func, insert, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
-from memory.models import Chat, Message, Session, Usage
+from memory.models import Chat, Message, Session, Usage, User
 from memory.types import Asked, NewMessage, SessionRef, StoredMessage, UsageRecord
 from memory.usage import usage_values
 
@@ -49,6 +49,12 @@ def _stored(row: Message) -> StoredMessage:
         telegram_update_id=row.telegram_update_id,
         telegram_message_id=row.telegram_message_id,
     )
+
+
+def _new_id(result: CursorResult[Any]) -> int:
+    (key,) = result.inserted_primary_key or (None,)
+    assert key is not None  # an INSERT without RETURNING reports the row id it made
+    return int(key)
 
 
 def _values(session_id: int, msg: NewMessage) -> dict[str, Any]:
@@ -105,19 +111,28 @@ class Conversations:
     async def current(
         self, key: str, *, telegram_chat_id: int | None = None, owner_id: int | None = None
     ) -> SessionRef:
-        """The chat's current session, creating the chat and a first session if needed."""
-        async with self._sessions.begin() as db:
-            chat = await db.scalar(select(Chat).where(Chat.key == key))
-            if chat is None:
-                chat = Chat(key=key, telegram_chat_id=telegram_chat_id, owner_id=owner_id)
-                db.add(chat)
-                await db.flush()
-            if chat.current_session_id is None:
-                session = Session(chat_id=chat.id)
-                db.add(session)
-                await db.flush()
-                chat.current_session_id = session.id
-            return SessionRef(chat_id=chat.id, session_id=chat.current_session_id, key=key)
+        """The chat's current session, creating the chat and a first session if needed.
+
+        ``owner_id`` is recorded only if that user is stored (it is a foreign key).
+        """
+        async with self._engine.begin() as conn:
+            found = (
+                await conn.execute(select(Chat.id, Chat.current_session_id).where(Chat.key == key))
+            ).first()
+            if found is None:
+                owner = select(User.id).where(User.id == owner_id).scalar_subquery()
+                values = dict(
+                    key=key, telegram_chat_id=telegram_chat_id, owner_id=owner if owner_id else None
+                )
+                chat_id, session_id = _new_id(await conn.execute(insert(Chat).values(**values))), None
+            else:
+                chat_id, session_id = found
+            if session_id is None:
+                session_id = _new_id(await conn.execute(insert(Session).values(chat_id=chat_id)))
+                await conn.execute(
+                    update(Chat).where(Chat.id == chat_id).values(current_session_id=session_id)
+                )
+            return SessionRef(chat_id=chat_id, session_id=session_id, key=key)
 
     async def new_session(self, key: str, *, telegram_chat_id: int | None = None) -> SessionRef:
         """Close the current session (it stays stored) and open a fresh one."""

@@ -21,7 +21,7 @@ class Store:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self.sessions: async_sessionmaker[AsyncSession] = create_sessionmaker(engine)
-        self.users = Users(self.sessions)
+        self.users = Users(engine, self.sessions)
         self.conversations = Conversations(engine, self.sessions)
         self.updates = UpdateLedger(engine, self.sessions)
         self.usage = UsageLog(self.sessions)

@@ -11,9 +11,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, insert, select, update
+from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
+from memory.db import insert_on_conflict
 from memory.models import InboundUpdate, Message
 from memory.types import PendingUpdate, UpdateStatus
 
@@ -30,23 +31,8 @@ def _claimable(update_id: int, owner: str) -> ColumnElement[bool]:
 
 async def _insert_new(conn: AsyncConnection, values: dict[str, Any]) -> bool:
     """Insert the update's row unless it exists; whether it was inserted."""
-    dialect = conn.dialect.name
-    if dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-        stmt = sqlite_insert(InboundUpdate).values(**values).on_conflict_do_nothing()
-        return bool((await conn.execute(stmt)).rowcount)
-    if dialect == "postgresql":  # imported only here: the dialect costs ~40 ms to import
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        pg_stmt = pg_insert(InboundUpdate).values(**values).on_conflict_do_nothing()
-        return bool((await conn.execute(pg_stmt)).rowcount)
-    query = select(InboundUpdate.update_id).where(InboundUpdate.update_id == values["update_id"])
-    exists = await conn.scalar(query)
-    if exists is not None:
-        return False
-    await conn.execute(insert(InboundUpdate).values(**values))
-    return True
+    stmt = insert_on_conflict(conn, InboundUpdate).values(**values).on_conflict_do_nothing()
+    return bool((await conn.execute(stmt)).rowcount)
 
 
 class UpdateLedger:

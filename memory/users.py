@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from memory.db import insert_on_conflict
 from memory.models import User
 from memory.types import Access, UserRecord
 
 
-def _record(row: User) -> UserRecord:
-    access: Access | None = row.access if row.access in ("allowed", "denied") else None  # type: ignore[assignment]
+def _record(row: Any) -> UserRecord:
+    """From an ORM ``User`` or a row of the users table."""
+    access: Access | None = row.access if row.access in ("allowed", "denied") else None
     return UserRecord(
         id=row.id,
         display_name=row.display_name,
@@ -27,7 +30,8 @@ def _record(row: User) -> UserRecord:
 
 
 class Users:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(self, engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._engine = engine
         self._sessions = sessions
 
     async def get(self, user_id: int) -> UserRecord | None:
@@ -52,19 +56,17 @@ class Users:
     async def touch(
         self, user_id: int, *, display_name: str | None, username: str | None, is_admin: bool
     ) -> UserRecord:
-        """Create or refresh a user the gate let through."""
-        async with self._sessions.begin() as db:
-            row = await db.get(User, user_id)
-            if row is None:
-                row = User(id=user_id)
-                db.add(row)
-            row.display_name = display_name
-            row.username = username
-            row.role = "admin" if is_admin else "user"
-            row.last_seen_at = datetime.now(UTC)
-            await db.flush()
-            await db.refresh(row)
-            return _record(row)
+        """Create or refresh a user the gate let through (one upsert: first contact is hot too)."""
+        fresh = dict(
+            display_name=display_name,
+            username=username,
+            role="admin" if is_admin else "user",
+            last_seen_at=datetime.now(UTC),
+        )
+        async with self._engine.begin() as conn:
+            stmt = insert_on_conflict(conn, User).values(id=user_id, **fresh)
+            stmt = stmt.on_conflict_do_update(index_elements=[User.id], set_=fresh)
+            return _record((await conn.execute(stmt.returning(*User.__table__.c))).one())
 
     async def set_access(self, user_id: int, access: Access, *, by: int) -> UserRecord:
         """Persist an admin's /allow or /deny; it survives restarts and beats the env allow list."""

@@ -128,3 +128,14 @@ async def test_stats_count_rows(store: Store) -> None:
     stats = await store.conversations.stats()
     assert stats == {"chats": 1, "sessions": 1, "messages": 2, "messages_today": 2}
     assert (store.database_bytes() or 0) > 0
+
+
+async def test_chat_owner_is_recorded_only_for_a_stored_user(store: Store) -> None:
+    await store.users.touch(41, display_name="Ana", username=None, is_admin=False)
+    known = await store.conversations.current("tg:41", telegram_chat_id=41, owner_id=41)
+    unknown = await store.conversations.current("tg:42", telegram_chat_id=42, owner_id=42)  # no FK error
+    async with store.engine.connect() as conn:
+        owners = dict((await conn.execute(text("SELECT id, owner_id FROM chats"))).all())
+    assert owners == {known.chat_id: 41, unknown.chat_id: None}
+    again = await store.conversations.current("tg:41")
+    assert again == known
