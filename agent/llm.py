@@ -186,6 +186,10 @@ def _tool_calls(message: Any) -> tuple[list[ToolCall], list[Message]]:
 
 
 def _cost(litellm: ModuleType, response: Any) -> float:
+    # litellm prices every response as it returns it; computing it again costs milliseconds.
+    hidden = getattr(response, "_hidden_params", None) or {}
+    if "response_cost" in hidden:
+        return float(hidden["response_cost"] or 0.0)
     try:
         return float(litellm.completion_cost(completion_response=response) or 0.0)
     except Exception:  # unknown models (local, proxies) have no price: cost is unknown, not fatal
