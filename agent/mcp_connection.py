@@ -247,7 +247,7 @@ class McpConnection:
         except BaseException as exc:  # slow to stop, or we are cancelled: never leave it running
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
-            if isinstance(exc, asyncio.CancelledError):
+            if not isinstance(exc, Exception):  # cancelled (or interrupted): pass it on
                 raise
 
     async def close(self) -> None:

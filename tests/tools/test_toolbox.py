@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import re
+import signal
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -157,3 +160,97 @@ async def test_servers_start_concurrently(extra_spec: StdioSpec) -> None:
         results = await asyncio.gather(*(box.call(f"s{i}__echo", {"text": str(i)}, ADMIN) for i in range(3)))
         assert results == ["echo:0", "echo:1", "echo:2"]
     assert elapsed < 5
+
+
+def _extra_servers() -> list[int]:
+    """Pids of the live extra servers this test process started (zombies have no cmdline)."""
+    me, found = os.getpid(), []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            cmdline = (entry / "cmdline").read_bytes()
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == me and str(EXTRA_SERVER).encode() in cmdline:
+            found.append(int(entry.name))
+    return found
+
+
+def _kill_extra_server() -> int:
+    [pid] = _extra_servers()
+    os.kill(pid, signal.SIGKILL)
+    return pid
+
+
+async def _until(box: ToolBox, state: str) -> None:
+    """Wait (up to 15 s) until the only server is in ``state``; status has no event to wait on."""
+    for _ in range(1500):
+        if box.status()[0].state == state:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"the server is {box.status()[0].state}, not {state}")
+
+
+async def test_server_killed_while_idle_is_restarted_by_the_next_call(extra_spec: StdioSpec) -> None:
+    async with ToolBox({"extra": extra_spec}) as box:
+        assert await box.call("extra__echo", {"text": "before"}, ADMIN) == "echo:before"
+        old = _kill_extra_server()
+        await _until(box, "failed")  # noticed without any call
+        started = time.monotonic()
+        assert await box.call("extra__echo", {"text": "back"}, ADMIN) == "echo:back"
+        assert time.monotonic() - started < 10
+        assert [s.state for s in box.status()] == ["ready"] and _extra_servers() != [old]
+    assert _extra_servers() == []
+
+
+async def test_server_killed_during_a_call_fails_that_call_promptly(extra_spec: StdioSpec) -> None:
+    async with ToolBox({"extra": extra_spec}, call_timeout=60) as box:
+        pending = asyncio.create_task(box.call("extra__slow", {"seconds": 30}, ADMIN))
+        await asyncio.sleep(0.5)
+        _kill_extra_server()
+        started = time.monotonic()
+        result = await pending
+        assert result.startswith("Error") and "stopped while running extra__slow" in result
+        assert time.monotonic() - started < 2
+        assert await box.call("extra__echo", {"text": "next"}, ADMIN) == "echo:next"
+    assert _extra_servers() == []
+
+
+async def test_server_killed_while_idle_is_restarted_in_the_background(extra_spec: StdioSpec) -> None:
+    async with ToolBox({"extra": extra_spec}) as box:
+        old = _kill_extra_server()
+        await _until(box, "failed")
+        await _until(box, "ready")
+        assert _extra_servers() not in ([], [old])
+        started = time.monotonic()
+        assert await box.call("extra__echo", {"text": "warm"}, ADMIN) == "echo:warm"
+        assert time.monotonic() - started < 0.5  # no start paid by the call
+    assert _extra_servers() == []
+
+
+async def test_a_server_that_keeps_dying_is_restarted_with_backoff(extra_spec: StdioSpec) -> None:
+    async with ToolBox({"extra": extra_spec}) as box:
+        _kill_extra_server()
+        await _until(box, "failed")
+        assert await box.call("extra__echo", {"text": "1"}, ADMIN) == "echo:1"
+        _kill_extra_server()  # again, soon after its restart: a crash loop
+        await _until(box, "failed")
+        refused = await box.call("extra__echo", {"text": "2"}, ADMIN)
+        assert refused.startswith("Error") and "restarting; retry in 1 s" in refused
+        await _until(box, "ready")  # the background restart waited out the backoff
+        assert await box.call("extra__echo", {"text": "3"}, ADMIN) == "echo:3"
+    assert _extra_servers() == []
+
+
+@pytest.mark.parametrize("moment", ["failed", "starting"])  # restart pending / under way
+async def test_closing_during_a_background_restart_leaves_no_process(
+    extra_spec: StdioSpec, moment: str
+) -> None:
+    async with ToolBox({"extra": extra_spec}) as box:
+        _kill_extra_server()
+        await _until(box, moment)
+    assert _extra_servers() == []
+    await asyncio.sleep(1)
+    assert _extra_servers() == []  # and nothing starts one later
