@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import threading
+
 import pytest
 from sqlalchemy import text
 
@@ -135,7 +137,25 @@ async def test_chat_owner_is_recorded_only_for_a_stored_user(store: Store) -> No
     known = await store.conversations.current("tg:41", telegram_chat_id=41, owner_id=41)
     unknown = await store.conversations.current("tg:42", telegram_chat_id=42, owner_id=42)  # no FK error
     async with store.engine.connect() as conn:
-        owners = dict((await conn.execute(text("SELECT id, owner_id FROM chats"))).all())
+        owners: dict[int, int | None] = dict(
+            (await conn.execute(text("SELECT id, owner_id FROM chats"))).all()
+        )
     assert owners == {known.chat_id: 41, unknown.chat_id: None}
     again = await store.conversations.current("tg:41")
     assert again == known
+
+
+async def test_statements_run_on_the_event_loop_thread(store: Store) -> None:
+    """No hand-off to aiosqlite's worker thread per call (memory/db.py says why)."""
+    seen: list[int] = []
+
+    def where_am_i() -> int:
+        seen.append(threading.get_ident())
+        return 1
+
+    async with store.engine.connect() as conn:
+        raw = await conn.get_raw_connection()
+        sqlite_conn = raw.driver_connection._conn  # type: ignore[union-attr]
+        sqlite_conn.create_function("where_am_i", 0, where_am_i)
+        assert await conn.scalar(text("SELECT where_am_i()")) == 1
+    assert seen == [threading.get_ident()]
