@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import CursorResult, Select, func, insert, literal, or_, select, update
+from sqlalchemy import CursorResult, Select, bindparam, func, insert, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from memory.models import Chat, Message, Session, Usage, User
@@ -74,7 +74,9 @@ def _values(session_id: int, msg: NewMessage) -> dict[str, Any]:
     )
 
 
-def _window_query(session_id: int, token_budget: int, max_messages: int) -> Select[Any]:
+def _window_query() -> Select[Any]:
+    """The prompt window's query, built once: it runs on every turn, and building and keying a
+    statement with a window function costs more than SQLite takes to run it."""
     newest_first = Message.id.desc()
     inner = (
         select(
@@ -82,22 +84,34 @@ def _window_query(session_id: int, token_budget: int, max_messages: int) -> Sele
             func.sum(Message.tokens).over(order_by=newest_first).label("used"),
             func.row_number().over(order_by=newest_first).label("rn"),
         )
-        .where(Message.session_id == session_id)
+        .where(Message.session_id == bindparam("session_id"))
         .subquery()
     )
     return (
         select(*(inner.c[name] for name in _WINDOW_COLUMNS))
-        .where(or_(inner.c.rn == 1, inner.c.used <= token_budget))
+        .where(or_(inner.c.rn == 1, inner.c.used <= bindparam("budget")))
         .order_by(inner.c.id.desc())
-        .limit(max_messages)
+        .limit(bindparam("limit", literal_execute=False))
     )
+
+
+_WINDOW_QUERY = _window_query()
 
 
 async def _window(
     conn: AsyncConnection, session_id: int, token_budget: int, max_messages: int
 ) -> list[StoredMessage]:
-    rows = (await conn.execute(_window_query(session_id, token_budget, max_messages))).all()
-    return _trim_to_user_start([StoredMessage(**row._asdict()) for row in reversed(rows)])
+    params = {"session_id": session_id, "budget": token_budget, "limit": max_messages}
+    rows = (await conn.execute(_WINDOW_QUERY, params)).all()
+    return _trim_to_user_start([_from_window_row(row) for row in reversed(rows)])
+
+
+def _from_window_row(row: Any) -> StoredMessage:
+    # Positional: this runs for every message of the window on every turn.
+    mid, session_id, role, content, tokens, user_id, calls, call_id, tool, update_id, message_id = row
+    return StoredMessage(
+        mid, session_id, role, content, tokens, None, user_id, calls, call_id, tool, update_id, message_id
+    )
 
 
 class Conversations:
@@ -194,7 +208,7 @@ class Conversations:
                             )
                         )
                     ).one()
-                    earlier = StoredMessage(**row._asdict())
+                    earlier = _from_window_row(row)
             window = await _window(conn, session_id, window_tokens, 400) if window_tokens else []
             return Asked(earlier=earlier, window=window)
 
