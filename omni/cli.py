@@ -75,7 +75,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
 
 
 def cmd_mcp(args: argparse.Namespace) -> int:
-    settings = _prepare()
+    settings = _prepare(migrate=False)  # the skills server does not open the database
     from mcp_server.transports import serve
 
     return asyncio.run(serve(settings, transport=args.transport, host=args.host, port=args.port))

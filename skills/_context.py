@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import anyio
 from mcp.server.mcpserver import Context
@@ -43,7 +43,12 @@ class Caller:
         return self.user_id is None or self.is_admin
 
 
-ToolContext: TypeAlias = Context[SkillsContext, Any]
+if TYPE_CHECKING:
+    ToolContext: TypeAlias = Context[SkillsContext, Any]
+else:
+    # At run time the bare class: the SDK finds the context parameter by ``issubclass(.., Context)``,
+    # and subscripting the pydantic generic would build a whole model class at every start.
+    ToolContext = Context
 
 
 def caller_from_meta(meta: Mapping[str, Any] | None) -> Caller:

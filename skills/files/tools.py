@@ -1,6 +1,7 @@
 """The files skill: workspace-confined file operations."""
 
-from __future__ import annotations
+# Annotations are evaluated once, here: the SDK reads a tool's hints several times at start-up
+# and string annotations (``from __future__ import annotations``) would be re-parsed each time.
 
 import fnmatch
 import os

@@ -1,6 +1,7 @@
 """The shell skill: run a command in the workspace; loaded only when OMNI_SHELL_ENABLED is true."""
 
-from __future__ import annotations
+# Annotations are evaluated once, here: the SDK reads a tool's hints several times at start-up
+# and string annotations (``from __future__ import annotations``) would be re-parsed each time.
 
 import asyncio
 import contextlib

@@ -1,6 +1,7 @@
 """The time skill: current time in a timezone, date arithmetic."""
 
-from __future__ import annotations
+# Annotations are evaluated once, here: the SDK reads a tool's hints several times at start-up
+# and string annotations (``from __future__ import annotations``) would be re-parsed each time.
 
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated

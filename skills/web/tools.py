@@ -1,6 +1,7 @@
 """The web skill: fetch a public URL and return readable text, refusing private addresses (SSRF)."""
 
-from __future__ import annotations
+# Annotations are evaluated once, here: the SDK reads a tool's hints several times at start-up
+# and string annotations (``from __future__ import annotations``) would be re-parsed each time.
 
 import asyncio
 import ipaddress
@@ -118,7 +119,7 @@ async def fetch_url(
     return text
 
 
-async def _fetch(client: httpx.AsyncClient, url: str, allow_private: bool) -> tuple[str, str, str]:
+async def _fetch(client: "httpx.AsyncClient", url: str, allow_private: bool) -> tuple[str, str, str]:
     # Redirects are followed by hand so every hop's host is checked before it is contacted.
     for _ in range(MAX_REDIRECTS + 1):
         target, headers, extensions = pinned_request(url, await _check_url(url, allow_private))

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import json
 import logging
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -105,3 +107,13 @@ def test_builtin_tool_names_match_the_contract(make_settings: Callable[..., Sett
     names = [t.name for t in server._tool_manager.list_tools()]
     assert len(names) == len(set(names)) == 17
     assert all(re.fullmatch(r"[a-zA-Z0-9_-]{1,64}", n) for n in names)
+
+
+def test_start_up_imports_no_http_client_or_html_converter() -> None:
+    """Skills import what only a call needs (httpx, html2text) inside the call: start stays lean."""
+    code = (
+        "import sys; from omni.settings import load_settings; from mcp_server.server import build_server; "
+        "build_server(load_settings()); print(sorted({'httpx', 'html2text'} & set(sys.modules)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
