@@ -17,8 +17,6 @@ from memory.models import Chat, Message, Session, Usage, User
 from memory.types import Asked, NewMessage, SessionRef, StoredMessage, UsageRecord
 from memory.usage import usage_values
 
-# Read in pages when walking back through a long session.
-_PAGE = 200
 _WINDOW_COLUMNS = (
     "id",
     "session_id",
