@@ -132,10 +132,9 @@ class Conversations:
                 await conn.execute(select(Chat.id, Chat.current_session_id).where(Chat.key == key))
             ).first()
             if found is None:
-                owner = select(User.id).where(User.id == owner_id).scalar_subquery()
-                values = dict(
-                    key=key, telegram_chat_id=telegram_chat_id, owner_id=owner if owner_id else None
-                )
+                # NULL unless that user is stored: the column is a foreign key.
+                owner = select(User.id).where(User.id == owner_id).scalar_subquery() if owner_id else None
+                values = dict(key=key, telegram_chat_id=telegram_chat_id, owner_id=owner)
                 chat_id, session_id = _new_id(await conn.execute(insert(Chat).values(**values))), None
             else:
                 chat_id, session_id = found
