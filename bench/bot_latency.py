@@ -7,7 +7,8 @@ from this process, and go through the same script:
    on any restart; a first start also creates the schema);
 2. warm-up (10 messages, not measured: litellm's import happens here);
 3. per-message overhead with a 0 ms LLM: N sequential messages (10 users in turn), each timed
-   from "update available" (pushed into the fake) to "reply received" (sendMessage at the fake);
+   from "update available" (pushed into the fake) to "reply received" (sendMessage at the fake),
+   and the bot process's CPU time per message over them (steadier than latency on a busy machine);
 4. 50 users writing at once with a 1 s LLM: wall time until all 50 replies;
 5. memory: RSS after 100 messages and after 1,000 (the rest sent 25 users at a time).
 
@@ -55,6 +56,7 @@ class Figures:
     rss_100_mb: float
     rss_1000_mb: float
     children_rss_mb: float
+    cpu_ms_per_message: float
 
     @property
     def growth(self) -> float:
@@ -66,6 +68,12 @@ def _rss_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     raise RuntimeError("no VmRSS")
+
+
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds the process used so far (its children excluded)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _children_rss_mb(pid: int) -> float:
@@ -123,11 +131,12 @@ def _run(
             driver = Driver(tg)
             for i in range(WARM_UP):
                 driver.one(100 + i % SEQUENTIAL_USERS, f"warm-up {i}")
-            latencies, rss_100 = [], 0.0
+            latencies, rss_100, cpu_before = [], 0.0, _cpu_s(proc.pid)
             for i in range(args.messages):
                 latencies.append(driver.one(100 + i % SEQUENTIAL_USERS, f"message {i}"))
                 if driver.handled == 100 or (not rss_100 and i == args.messages - 1):  # tiny runs
                     rss_100 = _rss_mb(proc.pid)
+            cpu_ms = (_cpu_s(proc.pid) - cpu_before) * 1000 / args.messages
             llm.default_delay = args.llm_delay
             users_wall = driver.many([5000 + i for i in range(args.users)], "all at once")
             llm.default_delay = 0.0
@@ -145,7 +154,8 @@ def _run(
             except subprocess.TimeoutExpired:
                 proc.kill()
     q = statistics.quantiles(latencies, n=100)
-    return Figures(start_s, statistics.median(latencies), q[94], users_wall, rss_100, rss_1000, children)
+    p50 = statistics.median(latencies)
+    return Figures(start_s, p50, q[94], users_wall, rss_100, rss_1000, children, cpu_ms)
 
 
 def _env(data_dir: Path) -> dict[str, str]:
@@ -167,7 +177,8 @@ def _env(data_dir: Path) -> dict[str, str]:
 def _line(name: str, f: Figures) -> str:
     return (
         f"{name:>6}: start->first getUpdates {f.start_to_first_poll_s:.2f} s | per message "
-        f"p50 {f.p50_ms:.1f} ms, p95 {f.p95_ms:.1f} ms | 50 users at once {f.users_wall_s:.2f} s | "
+        f"p50 {f.p50_ms:.1f} ms, p95 {f.p95_ms:.1f} ms, CPU {f.cpu_ms_per_message:.1f} ms | "
+        f"50 users at once {f.users_wall_s:.2f} s | "
         f"RSS {f.rss_100_mb:.0f} MB @100 -> {f.rss_1000_mb:.0f} MB @1000 ({f.growth:+.1%}; "
         f"child processes {f.children_rss_mb:.0f} MB)"
     )
@@ -211,10 +222,12 @@ def main() -> None:
             "p50": ours.p50_ms / floor.p50_ms,
             "p95": ours.p95_ms / floor.p95_ms,
             "rss_1000": ours.rss_1000_mb / floor.rss_1000_mb,
+            "cpu_per_message": ours.cpu_ms_per_message / floor.cpu_ms_per_message,
         }
         print(
             f" ratio: p50 {out['ratio']['p50']:.2f}x, p95 {out['ratio']['p95']:.2f}x, "
-            f"RSS@1000 {out['ratio']['rss_1000']:.2f}x the floor"
+            f"RSS@1000 {out['ratio']['rss_1000']:.2f}x, "
+            f"CPU per message {out['ratio']['cpu_per_message']:.2f}x the floor"
         )
     if args.json:
         print(json.dumps(out))

@@ -10,9 +10,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import CursorResult, Select, bindparam, func, insert, literal, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy import CursorResult, Select, bindparam, func, insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
+from memory.db import Database
 from memory.models import Chat, Message, Session, Usage, User
 from memory.types import Asked, NewMessage, SessionRef, StoredMessage, UsageRecord
 from memory.usage import usage_values
@@ -95,6 +96,33 @@ def _window_query() -> Select[Any]:
 
 _WINDOW_QUERY = _window_query()
 
+# Built once, like the window's query: they run for every message.
+_INSERT_MESSAGE = insert(Message)
+_INSERT_MESSAGES = insert(Message).returning(Message.id, sort_by_parameter_order=True)
+_INSERT_USAGE = insert(Usage)
+_QUESTION_COLUMNS = (
+    "session_id",
+    "user_id",
+    "role",
+    "content",
+    "tokens",
+    "telegram_update_id",
+    "telegram_message_id",
+)
+
+
+def _question_insert() -> Any:
+    """Insert a user message unless one of its Telegram update is stored already (a replay)."""
+    row = select(*(bindparam(name, type_=Message.__table__.c[name].type) for name in _QUESTION_COLUMNS))
+    stored = select(Message.id).where(
+        Message.session_id == bindparam("session_id"),
+        Message.telegram_update_id == bindparam("telegram_update_id"),
+    )
+    return insert(Message).from_select(list(_QUESTION_COLUMNS), row.where(~stored.exists()))
+
+
+_INSERT_QUESTION = _question_insert()
+
 
 async def _window(
     conn: AsyncConnection, session_id: int, token_budget: int, max_messages: int
@@ -102,6 +130,19 @@ async def _window(
     params = {"session_id": session_id, "budget": token_budget, "limit": max_messages}
     rows = (await conn.execute(_WINDOW_QUERY, params)).all()
     return _trim_to_user_start([_from_window_row(row) for row in reversed(rows)])
+
+
+async def _stored_question(conn: AsyncConnection, session_id: int, update_id: int) -> StoredMessage:
+    """The message stored first for a Telegram update (its replay found it there)."""
+    row = (
+        await conn.execute(
+            select(*(getattr(Message, name) for name in _WINDOW_COLUMNS))
+            .where(Message.session_id == session_id, Message.telegram_update_id == update_id)
+            .order_by(Message.id)
+            .limit(1)
+        )
+    ).one()
+    return _from_window_row(row)
 
 
 def _from_window_row(row: Any) -> StoredMessage:
@@ -116,9 +157,8 @@ class Conversations:
     """The hot paths (every turn) use Core statements on a connection: the ORM unit of work
     costs several times the SQL itself. Rarer operations use ORM sessions."""
 
-    def __init__(self, engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]) -> None:
-        self._engine = engine
-        self._sessions = sessions
+    def __init__(self, db: Database) -> None:
+        self._db = db
 
     async def current(
         self, key: str, *, telegram_chat_id: int | None = None, owner_id: int | None = None
@@ -127,7 +167,7 @@ class Conversations:
 
         ``owner_id`` is recorded only if that user is stored (it is a foreign key).
         """
-        async with self._engine.begin() as conn:
+        async with self._db.transaction() as conn:
             found = (
                 await conn.execute(select(Chat.id, Chat.current_session_id).where(Chat.key == key))
             ).first()
@@ -148,7 +188,7 @@ class Conversations:
     async def new_session(self, key: str, *, telegram_chat_id: int | None = None) -> SessionRef:
         """Close the current session (it stays stored) and open a fresh one."""
         ref = await self.current(key, telegram_chat_id=telegram_chat_id)
-        async with self._sessions.begin() as db:
+        async with self._db.session() as db:
             old = await db.get(Session, ref.session_id)
             if old is not None:
                 old.closed_at = datetime.now(UTC)
@@ -164,14 +204,15 @@ class Conversations:
         self, session_id: int, *messages: NewMessage, usage: UsageRecord | None = None
     ) -> list[int]:
         """Append messages (and the LLM call that produced them) in one transaction; their ids."""
-        async with self._engine.begin() as conn:
+        async with self._db.transaction() as conn:
             ids: list[int] = []
-            if messages:
-                stmt = insert(Message).returning(Message.id, sort_by_parameter_order=True)
-                result = await conn.execute(stmt, [_values(session_id, m) for m in messages])
+            if len(messages) == 1:  # the common case: no RETURNING machinery for one row
+                ids = [_new_id(await conn.execute(_INSERT_MESSAGE, _values(session_id, messages[0])))]
+            elif messages:
+                result = await conn.execute(_INSERT_MESSAGES, [_values(session_id, m) for m in messages])
                 ids = [int(i) for i in result.scalars()]
             if usage is not None:
-                await conn.execute(insert(Usage).values(**usage_values(usage)))
+                await conn.execute(_INSERT_USAGE, usage_values(usage))
             return ids
 
     async def add_question(
@@ -182,36 +223,21 @@ class Conversations:
 
         ``Asked.earlier`` is the message stored before for the same update (a replay), or None.
         """
-        async with self._engine.begin() as conn:
+        async with self._db.transaction() as conn:
             earlier = None
             values = _values(session_id, message)
             if message.telegram_update_id is None:
-                await conn.execute(insert(Message).values(**values))
+                await conn.execute(_INSERT_MESSAGE, values)
             else:
-                # One statement: insert unless a message of this update is stored already.
-                stored = select(Message.id).where(
-                    Message.session_id == session_id,
-                    Message.telegram_update_id == message.telegram_update_id,
-                )
-                row_values = select(*(literal(v, Message.__table__.c[k].type) for k, v in values.items()))
-                result = await conn.execute(
-                    insert(Message).from_select(list(values), row_values.where(~stored.exists()))
-                )
-                if not result.rowcount:  # a replay: the update's message is stored already
-                    row = (
-                        await conn.execute(
-                            select(*(getattr(Message, name) for name in _WINDOW_COLUMNS)).where(
-                                Message.id == stored.order_by(Message.id).limit(1).scalar_subquery()
-                            )
-                        )
-                    ).one()
-                    earlier = _from_window_row(row)
+                question = {name: values[name] for name in _QUESTION_COLUMNS}
+                if not (await conn.execute(_INSERT_QUESTION, question)).rowcount:
+                    earlier = await _stored_question(conn, session_id, message.telegram_update_id)
             window = await _window(conn, session_id, window_tokens, 400) if window_tokens else []
             return Asked(earlier=earlier, window=window)
 
     async def after(self, session_id: int, message_id: int) -> list[StoredMessage]:
         """Messages stored after ``message_id`` in the session (e.g. the reply to it)."""
-        async with self._sessions() as db:
+        async with self._db.session() as db:
             rows = await db.scalars(
                 select(Message)
                 .where(Message.session_id == session_id, Message.id > message_id)
@@ -229,11 +255,11 @@ class Conversations:
         The database computes the running total (a window function), so only the rows that fit
         come back; this runs on every turn.
         """
-        async with self._engine.connect() as conn:
+        async with self._db.connection() as conn:
             return await _window(conn, session_id, token_budget, max_messages)
 
     async def messages(self, session_id: int) -> list[StoredMessage]:
-        async with self._sessions() as db:
+        async with self._db.session() as db:
             rows = await db.scalars(
                 select(Message).where(Message.session_id == session_id).order_by(Message.id)
             )
@@ -242,7 +268,7 @@ class Conversations:
     async def stats(self) -> dict[str, Any]:
         """Counts for /status: chats, sessions, messages, and messages since midnight UTC."""
         midnight = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-        async with self._sessions() as db:
+        async with self._db.session() as db:
             chats = await db.scalar(select(func.count()).select_from(Chat))
             sessions = await db.scalar(select(func.count()).select_from(Session))
             messages = await db.scalar(select(func.count()).select_from(Message))

@@ -1,14 +1,14 @@
-"""The Store: one engine, one session factory, and the repositories built on them."""
+"""The Store: the database and the repositories built on it."""
 
 from __future__ import annotations
 
 from types import TracebackType
 
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from memory._url import sqlite_path
 from memory.conversations import Conversations
-from memory.db import create_engine, create_sessionmaker
+from memory.db import Database, create_engine
 from memory.kv import KeyValues
 from memory.updates import UpdateLedger
 from memory.usage import UsageLog
@@ -16,16 +16,16 @@ from memory.users import Users
 
 
 class Store:
-    """Owns the database connection pool; use as ``async with open_store(url) as store``."""
+    """Owns the database's connections; use as ``async with open_store(url) as store``."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
-        self.sessions: async_sessionmaker[AsyncSession] = create_sessionmaker(engine)
-        self.users = Users(engine, self.sessions)
-        self.conversations = Conversations(engine, self.sessions)
-        self.updates = UpdateLedger(engine, self.sessions)
-        self.usage = UsageLog(self.sessions)
-        self.kv = KeyValues(self.sessions)
+        self.db = Database(engine)
+        self.users = Users(self.db)
+        self.conversations = Conversations(self.db)
+        self.updates = UpdateLedger(self.db)
+        self.usage = UsageLog(self.db)
+        self.kv = KeyValues(self.db)
 
     def database_bytes(self) -> int | None:
         """Size on disk of an SQLite database (with its WAL), None elsewhere."""
@@ -36,7 +36,7 @@ class Store:
         return path.stat().st_size + (wal.stat().st_size if wal.exists() else 0)
 
     async def aclose(self) -> None:
-        await self.engine.dispose()
+        await self.db.aclose()
 
     async def __aenter__(self) -> Store:
         return self

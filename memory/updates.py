@@ -11,59 +11,63 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from memory.db import insert_on_conflict
+from memory.db import Database, insert_on_conflict
 from memory.models import InboundUpdate, Message
 from memory.types import PendingUpdate, UpdateStatus
 
 _OPEN = ("received", "processing")
 
 
-def _claimable(update_id: int, owner: str) -> ColumnElement[bool]:
-    return (
-        (InboundUpdate.update_id == update_id)
+# Built once, with bound parameters: building and keying a statement per call costs more than
+# SQLite takes to run it, and these run for every message.
+_CLAIM = (
+    update(InboundUpdate)
+    .where(
+        (InboundUpdate.update_id == bindparam("uid"))
         & InboundUpdate.status.in_(_OPEN)
-        & (InboundUpdate.claimed_by.is_(None) | (InboundUpdate.claimed_by != owner))
+        & (InboundUpdate.claimed_by.is_(None) | (InboundUpdate.claimed_by != bindparam("owner")))
     )
-
-
-async def _insert_new(conn: AsyncConnection, values: dict[str, Any]) -> bool:
-    """Insert the update's row unless it exists; whether it was inserted."""
-    stmt = insert_on_conflict(conn, InboundUpdate).values(**values).on_conflict_do_nothing()
-    return bool((await conn.execute(stmt)).rowcount)
+    .values(status="processing", claimed_by=bindparam("owner"), attempts=InboundUpdate.attempts + 1)
+)
+_FINISH = (
+    update(InboundUpdate)
+    .where(InboundUpdate.update_id == bindparam("uid"))
+    .values(status=bindparam("status"), error=bindparam("error"), finished_at=bindparam("at"), payload=None)
+)
+_SENT = update(Message).where(Message.id == bindparam("mid")).values(sent_message_ids=bindparam("sent"))
 
 
 class UpdateLedger:
     """Every method is one short transaction of Core statements: ``arrive`` and ``finish`` run
     for every message, where the ORM's unit of work would cost several times the SQL."""
 
-    def __init__(self, engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]) -> None:
-        self._engine = engine
-        self._sessions = sessions
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._insert_new = insert_on_conflict(db.dialect, InboundUpdate).on_conflict_do_nothing()
+
+    async def _insert(self, conn: AsyncConnection, values: dict[str, Any]) -> bool:
+        """Insert the update's row unless it exists; whether it was inserted."""
+        return bool((await conn.execute(self._insert_new, values)).rowcount)
 
     async def record(
         self, update_id: int, *, chat_id: int | None, user_id: int | None, payload: dict[str, Any] | None
     ) -> bool:
         """Record an arriving update; False when it was seen before."""
         values = dict(update_id=update_id, chat_id=chat_id, user_id=user_id, payload=payload)
-        async with self._engine.begin() as conn:
-            return await _insert_new(conn, values)
+        async with self._db.transaction() as conn:
+            return await self._insert(conn, values)
 
     async def claim(self, update_id: int, owner: str) -> bool:
         """Take an open update for this process; False if answered or already ours."""
-        async with self._engine.begin() as conn:
+        async with self._db.transaction() as conn:
             return await self._claim(conn, update_id, owner)
 
     @staticmethod
     async def _claim(conn: AsyncConnection, update_id: int, owner: str) -> bool:
-        result = await conn.execute(
-            update(InboundUpdate)
-            .where(_claimable(update_id, owner))
-            .values(status="processing", claimed_by=owner, attempts=InboundUpdate.attempts + 1)
-        )
-        return bool(result.rowcount)
+        return bool((await conn.execute(_CLAIM, {"uid": update_id, "owner": owner})).rowcount)
 
     async def arrive(
         self,
@@ -84,8 +88,8 @@ class UpdateLedger:
             claimed_by=owner,
             attempts=1,
         )
-        async with self._engine.begin() as conn:
-            return await _insert_new(conn, values) or await self._claim(conn, update_id, owner)
+        async with self._db.transaction() as conn:
+            return await self._insert(conn, values) or await self._claim(conn, update_id, owner)
 
     async def finish(
         self,
@@ -100,28 +104,21 @@ class UpdateLedger:
         ``sent``: (stored answer id, Telegram message ids that carried it), recorded in the same
         transaction, so an answered update and its delivery are stored together.
         """
-        async with self._engine.begin() as conn:
-            await conn.execute(
-                update(InboundUpdate)
-                .where(InboundUpdate.update_id == update_id)
-                .values(status=status, error=error, finished_at=datetime.now(UTC), payload=None)
-            )
+        async with self._db.transaction() as conn:
+            params = {"uid": update_id, "status": status, "error": error, "at": datetime.now(UTC)}
+            await conn.execute(_FINISH, params)
             if sent is not None:
                 message_id, telegram_ids = sent
-                await conn.execute(
-                    update(Message)
-                    .where(Message.id == message_id)
-                    .values(sent_message_ids=list(telegram_ids))
-                )
+                await conn.execute(_SENT, {"mid": message_id, "sent": list(telegram_ids)})
 
     async def status(self, update_id: int) -> UpdateStatus | None:
-        async with self._sessions() as db:
+        async with self._db.session() as db:
             value = await db.scalar(select(InboundUpdate.status).where(InboundUpdate.update_id == update_id))
             return value  # type: ignore[return-value]
 
     async def pending(self, owner: str, max_attempts: int = 3) -> list[PendingUpdate]:
         """Open updates left by another (dead) process, oldest first, for replay at start."""
-        async with self._sessions() as db:
+        async with self._db.session() as db:
             rows = await db.scalars(
                 select(InboundUpdate)
                 .where(

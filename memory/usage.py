@@ -6,8 +6,8 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, insert, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from memory.db import Database
 from memory.models import Usage
 from memory.types import UsageRecord, UsageTotals
 
@@ -25,11 +25,11 @@ def usage_values(usage: UsageRecord) -> dict[str, Any]:
 
 
 class UsageLog:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
-        self._sessions = sessions
+    def __init__(self, db: Database) -> None:
+        self._db = db
 
     async def record(self, usage: UsageRecord) -> None:
-        async with self._sessions.begin() as db:
+        async with self._db.session() as db:
             await db.execute(insert(Usage).values(**usage_values(usage)))
 
     async def totals(self, user_id: int | None = None, since: datetime | None = None) -> UsageTotals:
@@ -44,6 +44,6 @@ class UsageLog:
             query = query.where(Usage.user_id == user_id)
         if since is not None:
             query = query.where(Usage.created_at >= since)
-        async with self._sessions() as db:
+        async with self._db.session() as db:
             calls, prompt, completion, cost = (await db.execute(query)).one()
         return UsageTotals(int(calls), int(prompt), int(completion), float(cost))

@@ -6,9 +6,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from memory.db import insert_on_conflict
+from memory.db import Database, insert_on_conflict
 from memory.models import User
 from memory.types import Access, UserRecord
 
@@ -30,24 +29,23 @@ def _record(row: Any) -> UserRecord:
 
 
 class Users:
-    def __init__(self, engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]) -> None:
-        self._engine = engine
-        self._sessions = sessions
+    def __init__(self, db: Database) -> None:
+        self._db = db
 
     async def get(self, user_id: int) -> UserRecord | None:
-        async with self._sessions() as db:
+        async with self._db.session() as db:
             row = await db.get(User, user_id)
             return None if row is None else _record(row)
 
     async def access_of(self, user_id: int) -> Access | None:
         """The admin's in-chat decision for this user, if any (the hot path of the access gate)."""
-        async with self._sessions() as db:
+        async with self._db.session() as db:
             value = await db.scalar(select(User.access).where(User.id == user_id))
             return value if value in ("allowed", "denied") else None  # type: ignore[return-value]
 
     async def decisions(self) -> dict[int, Access]:
         """Every admin decision (/allow, /deny) by user id: few rows, read once into the gate."""
-        async with self._sessions() as db:
+        async with self._db.session() as db:
             rows = await db.execute(
                 select(User.id, User.access).where(User.access.in_(("allowed", "denied")))
             )
@@ -63,14 +61,14 @@ class Users:
             role="admin" if is_admin else "user",
             last_seen_at=datetime.now(UTC),
         )
-        async with self._engine.begin() as conn:
-            stmt = insert_on_conflict(conn, User).values(id=user_id, **fresh)
+        async with self._db.transaction() as conn:
+            stmt = insert_on_conflict(self._db.dialect, User).values(id=user_id, **fresh)
             stmt = stmt.on_conflict_do_update(index_elements=[User.id], set_=fresh)
             return _record((await conn.execute(stmt.returning(*User.__table__.c))).one())
 
     async def set_access(self, user_id: int, access: Access, *, by: int) -> UserRecord:
         """Persist an admin's /allow or /deny; it survives restarts and beats the env allow list."""
-        async with self._sessions.begin() as db:
+        async with self._db.session() as db:
             row = await db.get(User, user_id)
             if row is None:
                 row = User(id=user_id)
@@ -83,12 +81,12 @@ class Users:
             return _record(row)
 
     async def list(self, limit: int = 200) -> list[UserRecord]:
-        async with self._sessions() as db:
+        async with self._db.session() as db:
             rows = await db.scalars(
                 select(User).order_by(User.last_seen_at.desc().nulls_last(), User.id).limit(limit)
             )
             return [_record(r) for r in rows]
 
     async def count(self) -> int:
-        async with self._sessions() as db:
+        async with self._db.session() as db:
             return int(await db.scalar(select(func.count()).select_from(User)) or 0)

@@ -11,7 +11,7 @@ pytestmark = pytest.mark.anyio
 
 
 async def test_connections_use_wal_foreign_keys_and_busy_timeout(store: Store) -> None:
-    async with store.engine.connect() as conn:
+    async with store.db.connection() as conn:
         assert (await conn.scalar(text("PRAGMA journal_mode"))) == "wal"
         assert (await conn.scalar(text("PRAGMA foreign_keys"))) == 1
         assert (await conn.scalar(text("PRAGMA busy_timeout"))) == 5000
@@ -88,7 +88,7 @@ async def test_update_ledger_answers_each_update_once(store: Store) -> None:
     assert await ledger.status(1) == "answered"
     assert not await ledger.claim(1, "boot-c")
     assert await ledger.pending("boot-c") == []
-    async with store.engine.connect() as conn:
+    async with store.db.connection() as conn:
         sent = await conn.scalar(text("SELECT sent_message_ids FROM messages WHERE id = :i"), {"i": answer})
     assert sent == "[501, 502]"
 
@@ -136,7 +136,7 @@ async def test_chat_owner_is_recorded_only_for_a_stored_user(store: Store) -> No
     await store.users.touch(41, display_name="Ana", username=None, is_admin=False)
     known = await store.conversations.current("tg:41", telegram_chat_id=41, owner_id=41)
     unknown = await store.conversations.current("tg:42", telegram_chat_id=42, owner_id=42)  # no FK error
-    async with store.engine.connect() as conn:
+    async with store.db.connection() as conn:
         owners: dict[int, int | None] = dict(
             (await conn.execute(text("SELECT id, owner_id FROM chats"))).all()
         )
@@ -153,7 +153,7 @@ async def test_statements_run_on_the_event_loop_thread(store: Store) -> None:
         seen.append(threading.get_ident())
         return 1
 
-    async with store.engine.connect() as conn:
+    async with store.db.connection() as conn:
         raw = await conn.get_raw_connection()
         sqlite_conn = raw.driver_connection._conn  # type: ignore[union-attr]
         sqlite_conn.create_function("where_am_i", 0, where_am_i)
