@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 MODEL_KEY = "agent.model"  # store.kv: the model an admin chose with /model
 
 MAX_TOOL_RESULT_CHARS = 32_000
+PROMPT_TOKENS_KEPT = 1_024  # system prompts whose token count is kept (per user and minute)
 
 EMPTY_ANSWER = "I don't have an answer to that. Could you rephrase it?"
 NO_TOOLS_ANSWER = "I would need a tool for that, but I have no tools available right now."
@@ -86,6 +87,10 @@ class Agent:
         self._model = config.model
         self._clock = clock or (lambda: datetime.now(UTC))
         self._current: dict[str, int] = {}  # session key -> current session id
+        # The system prompt changes by the minute and by user, the tool list rarely: their token
+        # counts are kept rather than re-counted on every turn.
+        self._prompt_tokens: dict[tuple[str, str], int] = {}
+        self._tool_tokens: tuple[list[Message], int] = ([], 0)
 
     @property
     def model(self) -> str:
@@ -268,8 +273,21 @@ class Agent:
         every request and take room from the history too)."""
         now = self._clock().astimezone(self._config.timezone)
         system = system_prompt(now, user_name=turn.user_name, tools=bool(tools))
-        tokens = await self._llm.count_tokens([{"role": "system", "content": system}], model=model)
-        return system, tokens + (len(json.dumps(tools)) // 4 if tools else 0)
+        tokens = self._prompt_tokens.get((model, system))
+        if tokens is None:
+            if len(self._prompt_tokens) >= PROMPT_TOKENS_KEPT:
+                self._prompt_tokens.clear()
+            tokens = await self._llm.count_tokens([{"role": "system", "content": system}], model=model)
+            self._prompt_tokens[(model, system)] = tokens
+        return system, tokens + self._size_of(tools)
+
+    def _size_of(self, tools: list[Message]) -> int:
+        """About a token per four characters of the tools' JSON; kept while the list is the same."""
+        seen, tokens = self._tool_tokens
+        if tools is not seen:
+            tokens = len(json.dumps(tools)) // 4 if tools else 0
+            self._tool_tokens = (tools, tokens)
+        return tokens
 
     def _usage(self, completion: Completion, turn: Turn, session_id: int) -> UsageRecord:
         usage = completion.usage

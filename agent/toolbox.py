@@ -65,6 +65,17 @@ def public_name(server: str, tool: str, taken: set[str]) -> str:
     raise ValueError(f"cannot name tool {tool!r} of server {server!r} uniquely")  # pragma: no cover
 
 
+def _definition(route: Route) -> dict[str, Any]:
+    return {
+        "type": "function",
+        "function": {
+            "name": route.public,
+            "description": route.tool.description[:1024],
+            "parameters": clean_schema(route.tool.input_schema),
+        },
+    }
+
+
 def clean_schema(schema: dict[str, Any]) -> dict[str, Any]:
     """An input schema providers accept: an object with properties, no ``$schema`` marker."""
     out = {k: v for k, v in schema.items() if k not in ("$schema", "$id")}
@@ -96,6 +107,7 @@ class ToolBox:
         self._result_cap = result_cap
         self._connections: dict[str, McpConnection] = {}
         self._routes: dict[str, Route] = {}
+        self._definitions: dict[bool, list[dict[str, Any]]] = {True: [], False: []}  # by is_admin
         self._starting: asyncio.Task[None] | None = None
         self.source: Callable[[], dict[str, ServerSpec]] | None = None  # re-read on reload_config()
         for name, spec in specs.items():
@@ -142,6 +154,10 @@ class ToolBox:
                 name = public_name(server, tool.name, set(routes))
                 routes[name] = Route(name, server, tool, _admin_only(server, conn.spec, tool))
         self._routes = routes
+        # Built here, not per turn: every turn offers them, and the lists stay the same objects
+        # until the tools change (the agent keys its size estimate on that).
+        every = [(route.admin_only, _definition(route)) for route in routes.values()]
+        self._definitions = {True: [d for _, d in every], False: [d for admin, d in every if not admin]}
 
     def status(self) -> list[ServerStatus]:
         return [
@@ -159,18 +175,7 @@ class ToolBox:
     async def list_tools(self, turn: Turn) -> list[dict[str, Any]]:
         """OpenAI-format tool definitions this user may call."""
         await self._started()
-        return [
-            {
-                "type": "function",
-                "function": {
-                    "name": r.public,
-                    "description": r.tool.description[:1024],
-                    "parameters": clean_schema(r.tool.input_schema),
-                },
-            }
-            for r in self._routes.values()
-            if turn.is_admin or not r.admin_only
-        ]
+        return self._definitions[turn.is_admin]
 
     async def call(self, name: str, arguments: dict[str, Any], turn: Turn) -> str:
         """Run a tool; every failure comes back as text for the model, never as an exception."""
