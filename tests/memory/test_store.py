@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import threading
 
 import pytest
@@ -159,3 +160,36 @@ async def test_statements_run_on_the_event_loop_thread(store: Store) -> None:
         sqlite_conn.create_function("where_am_i", 0, where_am_i)
         assert await conn.scalar(text("SELECT where_am_i()")) == 1
     assert seen == [threading.get_ident()]
+
+
+async def test_transactions_take_turns_on_the_one_connection(store: Store) -> None:
+    """Concurrent writers never interleave on SQLite's single connection (memory/db.py)."""
+    order: list[str] = []
+
+    async def write(name: str, pause: float) -> None:
+        async with store.db.transaction() as conn:
+            order.append(f"{name} in")
+            await conn.execute(text("INSERT INTO kv (key, value) VALUES (:k, '1')"), {"k": name})
+            await asyncio.sleep(pause)  # another task runs meanwhile, but not on this connection
+            order.append(f"{name} out")
+
+    await asyncio.gather(write("a", 0.05), write("b", 0), write("c", 0))
+    assert order == ["a in", "a out", "b in", "b out", "c in", "c out"]
+    assert await store.kv.get("a") == 1
+
+
+async def test_a_failed_transaction_rolls_back_and_the_next_one_runs(store: Store) -> None:
+    with pytest.raises(RuntimeError):
+        async with store.db.transaction() as conn:
+            await conn.execute(text("INSERT INTO kv (key, value) VALUES ('gone', '1')"))
+            raise RuntimeError("boom")
+    assert await store.kv.get("gone") is None
+    await store.kv.set("kept", 2)
+    assert await store.kv.get("kept") == 2
+
+
+async def test_a_read_never_leaves_a_transaction_open(store: Store) -> None:
+    async with store.db.connection() as conn:
+        await conn.scalar(text("SELECT count(*) FROM messages"))  # autobegins
+    async with store.db.connection() as conn:
+        assert not conn.in_transaction()
