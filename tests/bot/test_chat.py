@@ -13,7 +13,7 @@ from bot.format import render
 from omni.settings import Settings
 from tests.bot.conftest import FRIEND, db_path, in_process_bot, query
 from tests.fakes.llm_api import FakeLLM, ScriptedReply
-from tests.fakes.telegram_api import parse_html, utf16_len
+from tests.fakes.telegram_rules import parse_html, utf16_len
 
 pytestmark = pytest.mark.anyio
 

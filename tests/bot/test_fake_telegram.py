@@ -6,7 +6,8 @@ import httpx
 import pytest
 
 from tests.fakes.server import serve
-from tests.fakes.telegram_api import TOKEN, EntityError, FakeTelegram, parse_html
+from tests.fakes.telegram_api import TOKEN, FakeTelegram
+from tests.fakes.telegram_rules import EntityError, parse_html
 
 pytestmark = pytest.mark.anyio
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from bot.format import CHUNK_LIMIT, is_valid_html, render, split_html, to_html, to_plain
-from tests.fakes.telegram_api import parse_html, utf16_len
+from tests.fakes.telegram_rules import parse_html, utf16_len
 
 
 def _long_answer() -> str:

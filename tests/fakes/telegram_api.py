@@ -4,8 +4,8 @@ Routes ``/bot{token}/{method}`` accept JSON and form bodies (python-telegram-bot
 whose nested values are JSON strings). ``getUpdates`` long-polls like the real server: updates
 below ``offset`` are confirmed and dropped, the rest are delivered again until confirmed.
 ``sendMessage``/``editMessageText`` check the length after entity parsing and ``parse_mode=HTML``
-with the real server's rules (only Telegram's tags, balanced, known entities) and answer 400
-"Bad Request: can't parse entities: ..." otherwise.
+with the real server's rules (``telegram_rules``: only Telegram's tags, balanced, known
+entities) and answer 400 "Bad Request: can't parse entities: ..." otherwise.
 
 Tests drive it through Python (``push_text``, ``sent``, ``wait_for_messages``, ``fail_next``) when
 it runs in their process, or through ``/_control/...`` endpoints from another process. It is
@@ -17,11 +17,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import re
 import threading
 import time
 from dataclasses import asdict, dataclass, field
-from html import unescape
 from typing import Any
 
 from starlette.applications import Starlette
@@ -29,10 +27,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from tests.fakes.telegram_rules import MAX_TEXT, EntityError, parse_html, utf16_len
+
 TOKEN = "123456:ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghi"
 BOT_ID = 123456
 BOT_USERNAME = "omni_test_bot"
-MAX_TEXT = 4096
 
 # Form values PTB JSON-encodes; everything else stays a string (or a number below).
 _JSON_FIELDS = {
@@ -45,90 +44,6 @@ _JSON_FIELDS = {
     "link_preview_options",
 }
 _NUMBER_FIELDS = {"chat_id", "offset", "limit", "timeout", "message_id", "user_id"}
-
-_ALLOWED_TAGS = {
-    "b",
-    "strong",
-    "i",
-    "em",
-    "u",
-    "ins",
-    "s",
-    "strike",
-    "del",
-    "span",
-    "tg-spoiler",
-    "a",
-    "code",
-    "pre",
-    "blockquote",
-    "tg-emoji",
-}
-_TAG = re.compile(r"<(/?)([a-zA-Z][a-zA-Z0-9-]*)((?:\s+[^<>]*)?)\s*>")
-_ENTITY = re.compile(r"&(?:lt|gt|amp|quot|#\d+|#x[0-9a-fA-F]+);")
-_ATTR = re.compile(r"""([a-zA-Z-]+)(?:\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+)))?""")
-
-
-class EntityError(ValueError):
-    """The text is not valid Telegram HTML; the message mimics the real server's."""
-
-
-def utf16_len(text: str) -> int:
-    return len(text.encode("utf-16-le")) // 2
-
-
-def _check_attrs(name: str, raw: str) -> None:
-    attrs = {m.group(1).lower(): m.group(2) or m.group(3) or m.group(4) or "" for m in _ATTR.finditer(raw)}
-    if name == "a" and "href" not in attrs:
-        raise EntityError('can\'t parse entities: tag "a" must have attribute "href"')
-    if name == "span" and attrs.get("class") != "tg-spoiler":
-        raise EntityError('can\'t parse entities: tag "span" must have class "tg-spoiler"')
-    if name == "tg-emoji" and "emoji-id" not in attrs:
-        raise EntityError('can\'t parse entities: tag "tg-emoji" must have attribute "emoji-id"')
-    if name == "code" and attrs and not attrs.get("class", "").startswith("language-"):
-        raise EntityError('can\'t parse entities: unsupported attribute of tag "code"')
-
-
-def parse_html(text: str) -> str:
-    """The plain text Telegram would show for ``text`` in HTML mode, or :class:`EntityError`."""
-    out: list[str] = []
-    stack: list[str] = []
-    pos = 0
-    while pos < len(text):
-        char = text[pos]
-        if char == "<":
-            match = _TAG.match(text, pos)
-            if match is None:
-                raise EntityError(f"can't parse entities: unexpected '<' at byte offset {pos}")
-            closing, name, attrs = match.group(1), match.group(2).lower(), match.group(3)
-            if name not in _ALLOWED_TAGS:
-                raise EntityError(
-                    f'can\'t parse entities: unsupported start tag "{name}" at byte offset {pos}'
-                )
-            if closing:
-                if not stack or stack[-1] != name:
-                    raise EntityError(f"can't parse entities: unexpected end tag at byte offset {pos}")
-                stack.pop()
-            else:
-                if name == "code" and attrs.strip() and (not stack or stack[-1] != "pre"):
-                    raise EntityError("can't parse entities: code with a language must be inside pre")
-                _check_attrs(name, attrs)
-                stack.append(name)
-            pos = match.end()
-        elif char == "&":
-            match = _ENTITY.match(text, pos)
-            if match is None:
-                raise EntityError(f"can't parse entities: unsupported entity at byte offset {pos}")
-            out.append(unescape(match.group(0)))
-            pos = match.end()
-        else:
-            out.append(char)
-            pos += 1
-    if stack:
-        raise EntityError(
-            f"can't parse entities: can't find end tag corresponding to start tag \"{stack[-1]}\""
-        )
-    return "".join(out)
 
 
 @dataclass
