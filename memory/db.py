@@ -4,8 +4,9 @@ SQLite statements run on the event loop's thread. aiosqlite hands each call (cur
 fetch, close, commit: four to eight per transaction) to a worker thread and back; measured
 here, that hand-off costs 0.3-0.6 ms, while our statements take 20-50 µs. So the engine's
 aiosqlite connection executes in place (:class:`InlineConnection`): the ~24 driver calls of a
-turn cost the statements' own time instead of 7-14 ms of hand-offs (SQLAlchemy's own Python,
-~0.5 ms a statement, remains). The one wait that can be long is another
+turn cost the statements' own time instead of 7-14 ms of hand-offs (SQLAlchemy's own Python
+remains: ~0.1-0.2 ms a statement built once, more for one built per call). The one wait that
+can be long is another
 *process* holding SQLite's write lock (``busy_timeout``); our own writers never collide, as they
 share a single connection (:class:`Database`).
 """
