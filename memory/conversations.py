@@ -123,6 +123,18 @@ def _question_insert() -> Any:
 
 _INSERT_QUESTION = _question_insert()
 
+# A chat's first message: find or create the chat and its first session.
+_FIND_CHAT = select(Chat.id, Chat.current_session_id).where(Chat.key == bindparam("key"))
+_INSERT_CHAT = insert(Chat)
+_INSERT_OWNED_CHAT = insert(Chat).values(
+    key=bindparam("key"),
+    telegram_chat_id=bindparam("telegram_chat_id"),
+    # NULL unless that user is stored: the column is a foreign key.
+    owner_id=select(User.id).where(User.id == bindparam("owner_id")).scalar_subquery(),
+)
+_INSERT_SESSION = insert(Session)
+_SET_CURRENT = update(Chat).where(Chat.id == bindparam("chat_id")).values(current_session_id=bindparam("sid"))
+
 
 async def _window(
     conn: AsyncConnection, session_id: int, token_budget: int, max_messages: int
@@ -168,21 +180,16 @@ class Conversations:
         ``owner_id`` is recorded only if that user is stored (it is a foreign key).
         """
         async with self._db.transaction() as conn:
-            found = (
-                await conn.execute(select(Chat.id, Chat.current_session_id).where(Chat.key == key))
-            ).first()
+            found = (await conn.execute(_FIND_CHAT, {"key": key})).first()
             if found is None:
-                # NULL unless that user is stored: the column is a foreign key.
-                owner = select(User.id).where(User.id == owner_id).scalar_subquery() if owner_id else None
-                values = dict(key=key, telegram_chat_id=telegram_chat_id, owner_id=owner)
-                chat_id, session_id = _new_id(await conn.execute(insert(Chat).values(**values))), None
+                values = dict(key=key, telegram_chat_id=telegram_chat_id, owner_id=owner_id)
+                new_chat = _INSERT_OWNED_CHAT if owner_id else _INSERT_CHAT
+                chat_id, session_id = _new_id(await conn.execute(new_chat, values)), None
             else:
                 chat_id, session_id = found
             if session_id is None:
-                session_id = _new_id(await conn.execute(insert(Session).values(chat_id=chat_id)))
-                await conn.execute(
-                    update(Chat).where(Chat.id == chat_id).values(current_session_id=session_id)
-                )
+                session_id = _new_id(await conn.execute(_INSERT_SESSION, {"chat_id": chat_id}))
+                await conn.execute(_SET_CURRENT, {"chat_id": chat_id, "sid": session_id})
             return SessionRef(chat_id=chat_id, session_id=session_id, key=key)
 
     async def new_session(self, key: str, *, telegram_chat_id: int | None = None) -> SessionRef:

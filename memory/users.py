@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 
 from memory.db import Database, insert_on_conflict
 from memory.models import User
@@ -28,9 +28,22 @@ def _record(row: Any) -> UserRecord:
     )
 
 
+_REFRESHED = ("display_name", "username", "role", "last_seen_at")
+
+
+def _touch_statement(dialect: str) -> Any:
+    """Insert a user, or refresh the row with what Telegram says now; built once."""
+    stmt = insert_on_conflict(dialect, User).values(
+        id=bindparam("id"), **{name: bindparam(name) for name in _REFRESHED}
+    )
+    refreshed = {name: stmt.excluded[name] for name in _REFRESHED}
+    return stmt.on_conflict_do_update(index_elements=[User.id], set_=refreshed).returning(*User.__table__.c)
+
+
 class Users:
     def __init__(self, db: Database) -> None:
         self._db = db
+        self._touch = _touch_statement(db.dialect)
 
     async def get(self, user_id: int) -> UserRecord | None:
         async with self._db.session() as db:
@@ -55,16 +68,15 @@ class Users:
         self, user_id: int, *, display_name: str | None, username: str | None, is_admin: bool
     ) -> UserRecord:
         """Create or refresh a user the gate let through (one upsert: first contact is hot too)."""
-        fresh = dict(
+        values = dict(
+            id=user_id,
             display_name=display_name,
             username=username,
             role="admin" if is_admin else "user",
             last_seen_at=datetime.now(UTC),
         )
         async with self._db.transaction() as conn:
-            stmt = insert_on_conflict(self._db.dialect, User).values(id=user_id, **fresh)
-            stmt = stmt.on_conflict_do_update(index_elements=[User.id], set_=fresh)
-            return _record((await conn.execute(stmt.returning(*User.__table__.c))).one())
+            return _record((await conn.execute(self._touch, values)).one())
 
     async def set_access(self, user_id: int, access: Access, *, by: int) -> UserRecord:
         """Persist an admin's /allow or /deny; it survives restarts and beats the env allow list."""
