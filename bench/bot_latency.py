@@ -1,15 +1,17 @@
 """Latency, concurrency, start-up and memory of `omni bot`, against a bare PTB + litellm floor.
 
-Both bots run as subprocesses against the same in-repo fakes (fake Bot API, fake LLM) served
-from this process, and go through the same script:
+Both bots run as subprocesses, each against its own in-repo fakes (fake Bot API, fake LLM)
+served from this process, and go through the same script, taking turns phase by phase (a
+shared machine's speed drifts by tens of percent over minutes; this way both see the drift):
 
-1. start: process start -> first getUpdates call (omni's database is migrated beforehand, as
-   on any restart; a first start also creates the schema);
+1. start: process start -> first getUpdates call, each bot alone (omni's database is migrated
+   beforehand, as on any restart; a first start also creates the schema);
 2. warm-up (10 messages, not measured: litellm's import happens here);
-3. per-message overhead with a 0 ms LLM: N sequential messages (10 users in turn), each timed
-   from "update available" (pushed into the fake) to "reply received" (sendMessage at the fake),
-   and the bot process's CPU time per message over them (steadier than latency on a busy machine);
-4. 50 users writing at once with a 1 s LLM: wall time until all 50 replies;
+3. per-message overhead with a 0 ms LLM: N sequential messages (10 users in turn; 20 to one
+   bot, then 20 to the other), each timed from "update available" (pushed into the fake) to
+   "reply received" (sendMessage at the fake), and the bot process's CPU time per message;
+4. 50 users writing at once with a 1 s LLM: wall time until all 50 replies, three rounds in
+   turns, the median;
 5. memory: RSS after 100 messages and after 1,000 (the rest sent 25 users at a time).
 
     python bench/bot_latency.py [--messages 200] [--users 50] [--total 1000] [--json]
@@ -29,7 +31,7 @@ import sys
 import tempfile
 import time
 from contextlib import ExitStack
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +45,8 @@ from tests.fakes.telegram_api import TOKEN, FakeTelegram  # noqa: E402
 
 WARM_UP = 10
 SEQUENTIAL_USERS = 10
+TURN = 20  # sequential messages a bot gets before the other bot's turn
+USERS_ROUNDS = 3  # the 50-users test, taken in turns; the median is reported
 FILL_BATCH = 25
 REPLY_TIMEOUT_S = 120.0
 
@@ -82,12 +86,38 @@ def _children_rss_mb(pid: int) -> float:
     return sum(_rss_mb(int(child)) + _children_rss_mb(int(child)) for child in children)
 
 
-class Driver:
-    """Pushes messages into the fake Bot API and waits for the bot's replies."""
+class Bot:
+    """One bot process with its own fakes; ``one``/``many`` drive it, the rest samples it."""
 
-    def __init__(self, tg: FakeTelegram) -> None:
-        self.tg = tg
+    def __init__(self, name: str, cmd: list[str], env: dict[str, str], cwd: Path) -> None:
+        self.name = name
+        self.tg, self.llm = FakeTelegram(), FakeLLM()
+        self._stack = ExitStack()
+        tg_url = self._stack.enter_context(serve_in_thread(self.tg.app))
+        llm_url = self._stack.enter_context(serve_in_thread(self.llm.app)) + "/v1"
+        self.cmd = [part.format(tg=tg_url, llm=llm_url) for part in cmd]
+        self.env = {k: v.format(tg=tg_url, llm=llm_url) for k, v in env.items()}
+        self.cwd = cwd
         self.handled = 0
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> float:
+        """Start the process; seconds until its first getUpdates call."""
+        started = time.perf_counter()
+        self.proc = subprocess.Popen(
+            self.cmd, env=self.env, cwd=self.cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        while not self.tg.get_updates_times:
+            if self.proc.poll() is not None:
+                err = self.proc.stderr.read().decode() if self.proc.stderr else ""
+                raise RuntimeError(f"{self.name} exited: {err}")
+            time.sleep(0.002)
+        return self.tg.get_updates_times[0] - started
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
 
     def one(self, user_id: int, text: str) -> float:
         """Send one message and wait for its reply; the latency in ms."""
@@ -105,57 +135,68 @@ class Driver:
         sent = self.tg.wait_for_messages(self.handled, timeout=REPLY_TIMEOUT_S)
         return max(s.at for s in sent[-len(user_ids) :]) - start
 
-
-def _run(
-    name: str,
-    cmd: list[str],
-    env: dict[str, str],
-    cwd: Path,
-    args: argparse.Namespace,
-    prepare: list[str] | None,
-) -> Figures:
-    tg, llm = FakeTelegram(), FakeLLM()
-    with serve_in_thread(tg.app) as tg_url, serve_in_thread(llm.app) as llm_url:
-        full_cmd = [part.format(tg=tg_url, llm=llm_url + "/v1") for part in cmd]
-        env = {k: v.format(tg=tg_url, llm=llm_url + "/v1") for k, v in env.items()}
-        if prepare:  # e.g. migrate the database first: a restart, not a first install, is timed
-            subprocess.run(prepare, env=env, cwd=cwd, check=True, stdout=subprocess.DEVNULL)
-        started = time.perf_counter()
-        proc = subprocess.Popen(full_cmd, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        try:
-            while not tg.get_updates_times:
-                if proc.poll() is not None:
-                    raise RuntimeError(f"{name} exited: {proc.stderr.read().decode() if proc.stderr else ''}")
-                time.sleep(0.002)
-            start_s = tg.get_updates_times[0] - started
-            driver = Driver(tg)
-            for i in range(WARM_UP):
-                driver.one(100 + i % SEQUENTIAL_USERS, f"warm-up {i}")
-            latencies, rss_100, cpu_before = [], 0.0, _cpu_s(proc.pid)
-            for i in range(args.messages):
-                latencies.append(driver.one(100 + i % SEQUENTIAL_USERS, f"message {i}"))
-                if driver.handled == 100 or (not rss_100 and i == args.messages - 1):  # tiny runs
-                    rss_100 = _rss_mb(proc.pid)
-            cpu_ms = (_cpu_s(proc.pid) - cpu_before) * 1000 / args.messages
-            llm.default_delay = args.llm_delay
-            users_wall = driver.many([5000 + i for i in range(args.users)], "all at once")
-            llm.default_delay = 0.0
-            next_user = 10_000
-            while driver.handled < args.total:
-                batch = min(FILL_BATCH, args.total - driver.handled)
-                driver.many(list(range(next_user, next_user + batch)), "filler")
-                next_user += batch
-            rss_1000 = _rss_mb(proc.pid)
-            children = _children_rss_mb(proc.pid)
-        finally:
-            proc.send_signal(signal.SIGTERM)
+    def close(self) -> None:
+        if self.proc is not None:
+            self.proc.send_signal(signal.SIGTERM)
             try:
-                proc.wait(timeout=15)
+                self.proc.wait(timeout=15)
             except subprocess.TimeoutExpired:
-                proc.kill()
-    q = statistics.quantiles(latencies, n=100)
-    p50 = statistics.median(latencies)
-    return Figures(start_s, p50, q[94], users_wall, rss_100, rss_1000, children, cpu_ms)
+                self.proc.kill()
+        self._stack.close()
+
+
+@dataclass
+class _Tally:
+    start_s: float = 0.0
+    latencies: list[float] = field(default_factory=list)
+    cpu_s: float = 0.0
+    users: list[float] = field(default_factory=list)
+    rss_100: float = 0.0
+
+
+def _measure(bots: list[Bot], args: argparse.Namespace) -> dict[str, Figures]:
+    """The script, each phase taking turns between the bots, so a machine that speeds up or
+    slows down meanwhile (shared hosts do) weighs on both alike."""
+    tally = {bot.name: _Tally() for bot in bots}
+    for bot in bots:  # one at a time: start-up is timed alone
+        tally[bot.name].start_s = bot.start()
+        for i in range(WARM_UP):
+            bot.one(100 + i % SEQUENTIAL_USERS, f"warm-up {i}")
+    for first in range(0, args.messages, TURN):
+        for bot in bots:
+            t = tally[bot.name]
+            cpu_before = _cpu_s(bot.pid)
+            for i in range(first, min(first + TURN, args.messages)):
+                t.latencies.append(bot.one(100 + i % SEQUENTIAL_USERS, f"message {i}"))
+                if bot.handled == 100:
+                    t.rss_100 = _rss_mb(bot.pid)
+            t.cpu_s += _cpu_s(bot.pid) - cpu_before
+    for rnd in range(USERS_ROUNDS):
+        for bot in bots:
+            bot.llm.default_delay = args.llm_delay
+            first_user = 5000 + rnd * args.users
+            tally[bot.name].users.append(bot.many(list(range(first_user, first_user + args.users)), "all"))
+            bot.llm.default_delay = 0.0
+    figures = {}
+    for bot in bots:
+        next_user = 10_000
+        while bot.handled < args.total:
+            batch = min(FILL_BATCH, args.total - bot.handled)
+            bot.many(list(range(next_user, next_user + batch)), "filler")
+            next_user += batch
+        t = tally[bot.name]
+        q = statistics.quantiles(t.latencies, n=100)
+        figures[bot.name] = Figures(
+            start_to_first_poll_s=t.start_s,
+            p50_ms=statistics.median(t.latencies),
+            p95_ms=q[94],
+            users_wall_s=statistics.median(t.users),
+            rss_100_mb=t.rss_100 or _rss_mb(bot.pid),
+            rss_1000_mb=_rss_mb(bot.pid),
+            children_rss_mb=_children_rss_mb(bot.pid),
+            cpu_ms_per_message=t.cpu_s * 1000 / args.messages,
+        )
+    return figures
 
 
 def _env(data_dir: Path) -> dict[str, str]:
@@ -195,13 +236,14 @@ def main() -> None:
     args = parser.parse_args()
     args.total = max(args.total, WARM_UP + args.messages + args.users)
 
-    results: dict[str, Figures] = {}
     with ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="omni-bench-")))
-        omni_cmd = [sys.executable, "-m", "omni", "bot"]
+        omni = Bot("omni", [sys.executable, "-m", "omni", "bot"], _env(tmp / "data"), tmp)
+        stack.callback(omni.close)
+        # Migrated beforehand: a restart, not a first install, is timed.
         migrate = [sys.executable, "-m", "omni", "db", "upgrade"]
-        results["omni"] = _run("omni", omni_cmd, _env(tmp / "data"), tmp, args, migrate)
-        print(_line("omni", results["omni"]), flush=True)
+        subprocess.run(migrate, env=omni.env, cwd=tmp, check=True, stdout=subprocess.DEVNULL)
+        bots = [omni]
         if not args.skip_floor:
             floor_cmd = [
                 sys.executable,
@@ -212,8 +254,12 @@ def main() -> None:
                 "{llm}",
                 "sk-bench",
             ]
-            results["floor"] = _run("floor", floor_cmd, _env(tmp / "floor"), tmp, args, None)
-            print(_line("floor", results["floor"]), flush=True)
+            floor_bot = Bot("floor", floor_cmd, _env(tmp / "floor"), tmp)
+            stack.callback(floor_bot.close)
+            bots.append(floor_bot)
+        results = _measure(bots, args)
+    for name, figures in results.items():
+        print(_line(name, figures), flush=True)
 
     out: dict[str, Any] = {name: {**asdict(f), "rss_growth": f.growth} for name, f in results.items()}
     if "floor" in results:
