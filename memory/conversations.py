@@ -75,22 +75,28 @@ def _values(session_id: int, msg: NewMessage) -> dict[str, Any]:
 
 def _window_query() -> Select[Any]:
     """The prompt window's query, built once: it runs on every turn, and building and keying a
-    statement with a window function costs more than SQLite takes to run it."""
-    newest_first = Message.id.desc()
-    inner = (
-        select(
-            *(getattr(Message, name) for name in _WINDOW_COLUMNS),
-            func.sum(Message.tokens).over(order_by=newest_first).label("used"),
-            func.row_number().over(order_by=newest_first).label("rn"),
-        )
+    statement with a window function costs more than SQLite takes to run it.
+
+    The running total covers only the newest ``limit`` messages (read through the
+    ``(session_id, id)`` index), not the whole session: a session months long costs a turn no
+    more than a new one (measured: 30,000 messages took 98 ms a turn when all were summed)."""
+    newest = (
+        select(*(getattr(Message, name) for name in _WINDOW_COLUMNS))
         .where(Message.session_id == bindparam("session_id"))
+        .order_by(Message.id.desc())
+        .limit(bindparam("limit", literal_execute=False))
         .subquery()
     )
+    newest_first = newest.c.id.desc()
+    summed = select(
+        *(newest.c[name] for name in _WINDOW_COLUMNS),
+        func.sum(newest.c.tokens).over(order_by=newest_first).label("used"),
+        func.row_number().over(order_by=newest_first).label("rn"),
+    ).subquery()
     return (
-        select(*(inner.c[name] for name in _WINDOW_COLUMNS))
-        .where(or_(inner.c.rn == 1, inner.c.used <= bindparam("budget")))
-        .order_by(inner.c.id.desc())
-        .limit(bindparam("limit", literal_execute=False))
+        select(*(summed.c[name] for name in _WINDOW_COLUMNS))
+        .where(or_(summed.c.rn == 1, summed.c.used <= bindparam("budget")))
+        .order_by(summed.c.id.desc())
     )
 
 

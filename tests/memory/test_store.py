@@ -52,6 +52,41 @@ async def test_window_fits_budget_and_starts_at_a_user_message(store: Store) -> 
     assert llm[4] == {"role": "tool", "content": "result", "tool_call_id": "c1", "name": "t"}
 
 
+async def test_window_costs_the_same_however_long_the_session(store: Store) -> None:
+    """Counted in SQLite VM steps (deterministic, unlike time): a session ten times longer must
+    not make the window's query ten times the work."""
+    ref = await store.conversations.current("tg:7")
+
+    async def add(n: int) -> None:
+        await store.conversations.append(
+            ref.session_id, *[NewMessage("user", f"message {i}", tokens=5) for i in range(n)]
+        )
+
+    async def steps() -> int:
+        counted = [0]
+
+        def tick() -> int:
+            counted[0] += 1
+            return 0  # 0: go on
+
+        async with store.db.connection() as conn:
+            raw = (await conn.get_raw_connection()).driver_connection._conn  # type: ignore[union-attr]
+            raw.set_progress_handler(tick, 10)
+        try:
+            window = await store.conversations.window(ref.session_id, 1_000, max_messages=100)
+        finally:
+            async with store.db.connection() as conn:
+                raw = (await conn.get_raw_connection()).driver_connection._conn  # type: ignore[union-attr]
+                raw.set_progress_handler(None, 10)
+        assert len(window) == 100
+        return counted[0]
+
+    await add(300)
+    short = await steps()
+    await add(3_000)
+    assert await steps() < 1.5 * short
+
+
 async def test_window_always_keeps_the_newest_message(store: Store) -> None:
     ref = await store.conversations.current("cli:big")
     await store.conversations.append(ref.session_id, NewMessage("user", "x" * 1000, tokens=5000))
