@@ -11,8 +11,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import CursorResult, Select, bindparam, func, insert, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
 
+from memory.connection import Conn
 from memory.db import Database
 from memory.models import Chat, Message, Session, Usage, User
 from memory.types import Asked, NewMessage, SessionRef, StoredMessage, UsageRecord
@@ -142,15 +142,13 @@ _INSERT_SESSION = insert(Session)
 _SET_CURRENT = update(Chat).where(Chat.id == bindparam("chat_id")).values(current_session_id=bindparam("sid"))
 
 
-async def _window(
-    conn: AsyncConnection, session_id: int, token_budget: int, max_messages: int
-) -> list[StoredMessage]:
+async def _window(conn: Conn, session_id: int, token_budget: int, max_messages: int) -> list[StoredMessage]:
     params = {"session_id": session_id, "budget": token_budget, "limit": max_messages}
     rows = (await conn.execute(_WINDOW_QUERY, params)).all()
     return _trim_to_user_start([_from_window_row(row) for row in reversed(rows)])
 
 
-async def _stored_question(conn: AsyncConnection, session_id: int, update_id: int) -> StoredMessage:
+async def _stored_question(conn: Conn, session_id: int, update_id: int) -> StoredMessage:
     """The message stored first for a Telegram update (its replay found it there)."""
     row = (
         await conn.execute(

@@ -1,54 +1,28 @@
 """Engine, connections and transactions. The SQLite pragmas live here and nowhere else.
 
-SQLite statements run on the event loop's thread. aiosqlite hands each call (cursor, execute,
-fetch, close, commit: four to eight per transaction) to a worker thread and back; measured
-here, that hand-off costs 0.3-0.6 ms, while our statements take 20-50 µs. So the engine's
-aiosqlite connection executes in place (:class:`InlineConnection`): the ~24 driver calls of a
-turn cost the statements' own time instead of 7-14 ms of hand-offs (SQLAlchemy's own Python
-remains: ~0.1-0.2 ms a statement built once, more for one built per call). The one wait that
-can be long is another
-*process* holding SQLite's write lock (``busy_timeout``); our own writers never collide, as they
-share a single connection (:class:`Database`).
+SQLite statements run on the event loop's thread, through SQLAlchemy's sync API
+(:mod:`memory.connection` says why): a statement takes tens of microseconds, while a hand-off
+to a driver thread costs 0.3-0.6 ms and the asyncio layer ~0.2 ms a statement. The one wait
+that can be long is another *process* holding SQLite's write lock (``busy_timeout``); our own
+writers never collide, as they share a single connection (:class:`Database`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import sqlite3
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from functools import partial
-from pathlib import Path
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
-import aiosqlite
-from sqlalchemy import event
-from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, create_async_engine
+from sqlalchemy import Connection, NullPool, event
+from sqlalchemy import create_engine as create_sync_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
+from sqlalchemy.orm import Session
 
 from memory._url import sqlite_path
+from memory.connection import AwaitedConn, AwaitedSession, Conn, InlineConn, InlineSession, Sess
 
 BUSY_TIMEOUT_MS = 5_000
-
-
-class InlineConnection(aiosqlite.Connection):
-    """aiosqlite's connection, with each call run in place instead of in its thread.
-
-    The thread still runs (aiosqlite connects and closes through it, and SQLAlchemy queues the
-    odd call on it directly); the connection allows use from the loop's thread.
-    """
-
-    async def _execute(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        if not self._running or not self._connection:
-            raise ValueError("Connection closed")
-        return fn(*args, **kwargs)
-
-
-async def _connect_inline(path: Path) -> InlineConnection:
-    connection = InlineConnection(partial(sqlite3.connect, str(path), check_same_thread=False), 64)
-    connection._thread.daemon = True  # as SQLAlchemy does: never hold up interpreter exit
-    await connection
-    return connection
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -63,19 +37,11 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
-    """An async engine for ``url``; SQLite gets its pragmas on every connection."""
+    """An async engine for ``url`` (migrations, doctor, and databases other than SQLite);
+    SQLite gets its pragmas on every connection."""
     path = sqlite_path(url)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        # One connection: SQLite has a single writer, and two of our connections writing at
-        # once would make one sleep in SQLite's busy handler (milliseconds per collision, on
-        # every message). Queued in asyncio instead, each transaction waits only for the last.
-        if make_url(url).get_driver_name() == "aiosqlite":
-            kwargs.setdefault("async_creator", partial(_connect_inline, path))
-        if "poolclass" not in kwargs:
-            # Every use is a context manager that commits or rolls back itself, so the pool's
-            # extra rollback on return would be one more driver call per transaction for nothing.
-            kwargs = {"pool_size": 1, "max_overflow": 0, "pool_reset_on_return": None, **kwargs}
     engine = create_async_engine(url, **kwargs)
     if engine.dialect.name == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
@@ -94,63 +60,80 @@ def insert_on_conflict(dialect: str, table: Any) -> Any:
 
 
 class Database:
-    """Transactions (Core) and ORM sessions on the store's engine.
+    """Transactions (Core) and ORM sessions on the store's database.
 
     SQLite has one writer, and its statements run on the loop's thread: two of our connections
     writing at once would make one sleep in SQLite's busy handler *on that thread*, stalling
-    everything. So SQLite gets one connection, kept open, and an asyncio lock takes turns on it.
-    Kept, not checked out of the pool per transaction: a checkout and return cost ~0.25 ms,
-    more than most of our statements (measured with four transactions a message). Other
-    databases take a pooled connection per use.
+    everything. So SQLite gets one connection, kept open for the process, and an asyncio lock
+    takes turns on it (a pool checkout and return per transaction cost ~0.25 ms, more than most
+    of our statements). Other databases take a pooled async connection per use.
     """
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self.dialect = engine.dialect.name
-        self._lock = asyncio.Lock() if self.dialect == "sqlite" else None
-        self._kept: AsyncConnection | None = None
+        self._lock: asyncio.Lock | None = None
+        self._kept: Connection | None = None
+        if self.dialect == "sqlite":
+            self._lock = asyncio.Lock()
+            self._sync = create_sync_engine(
+                engine.url.set(drivername="sqlite"),
+                poolclass=NullPool,
+                connect_args={"check_same_thread": False},
+            )
+            event.listen(self._sync, "connect", _sqlite_pragmas)
 
     @asynccontextmanager
-    async def connection(self) -> AsyncIterator[AsyncConnection]:
+    async def connection(self) -> AsyncIterator[Conn]:
         """A connection to use alone until the block ends (no transaction begun)."""
         if self._lock is None:
             async with self.engine.connect() as conn:
-                yield conn
+                yield AwaitedConn(conn)
             return
         async with self._lock:
-            conn = await self._kept_connection()
-            try:
-                yield conn
-            finally:
-                if conn.in_transaction():  # a read that began one: never leave it open
-                    await conn.rollback()
+            with self._in_place() as kept:
+                yield InlineConn(kept)
 
-    async def _kept_connection(self) -> AsyncConnection:
-        kept = self._kept
-        if kept is not None and not (kept.closed or kept.invalidated):
-            return kept
-        if kept is not None:  # broken (e.g. the file vanished): open a new one
-            await kept.close()
-        self._kept = await self.engine.connect()
-        return self._kept
-
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[AsyncConnection]:
-        """A connection in a transaction: committed when the block ends, rolled back on error."""
-        async with self.connection() as conn, conn.begin():
+    @contextmanager
+    def _in_place(self) -> Iterator[Connection]:
+        conn = self._kept
+        if conn is None or conn.closed or conn.invalidated:
+            if conn is not None:  # broken (e.g. the file vanished): open a new one
+                conn.close()
+            conn = self._kept = self._sync.connect()
+        try:
             yield conn
+        finally:
+            if conn.in_transaction():  # a read that began one, or an error: never leave it open
+                conn.rollback()
 
     @asynccontextmanager
-    async def session(self) -> AsyncIterator[AsyncSession]:
+    async def transaction(self) -> AsyncIterator[Conn]:
+        """A connection in a transaction: committed when the block ends, rolled back on error."""
+        if self._lock is None:
+            async with self.engine.begin() as conn:
+                yield AwaitedConn(conn)
+            return
+        async with self._lock:
+            with self._in_place() as kept, kept.begin():
+                yield InlineConn(kept)
+
+    @asynccontextmanager
+    async def session(self) -> AsyncIterator[Sess]:
         """An ORM session in a transaction: committed when the block ends, rolled back on error."""
-        async with self.connection() as conn:
-            async with AsyncSession(bind=conn, expire_on_commit=False) as db, db.begin():
-                yield db
+        if self._lock is None:
+            async with AsyncSession(self.engine, expire_on_commit=False) as db, db.begin():
+                yield AwaitedSession(db)
+            return
+        async with self._lock:
+            with self._in_place() as kept, Session(bind=kept, expire_on_commit=False) as orm, orm.begin():
+                yield InlineSession(orm)
 
     async def aclose(self) -> None:
         if self._lock is not None:
             async with self._lock:
                 if self._kept is not None:
-                    await self._kept.close()
+                    self._kept.close()
                     self._kept = None
+            self._sync.dispose()
         await self.engine.dispose()

@@ -12,8 +12,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import bindparam, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
 
+from memory.connection import Conn
 from memory.db import Database, insert_on_conflict
 from memory.models import InboundUpdate, Message
 from memory.types import PendingUpdate, UpdateStatus
@@ -48,7 +48,7 @@ class UpdateLedger:
         self._db = db
         self._insert_new = insert_on_conflict(db.dialect, InboundUpdate).on_conflict_do_nothing()
 
-    async def _insert(self, conn: AsyncConnection, values: dict[str, Any]) -> bool:
+    async def _insert(self, conn: Conn, values: dict[str, Any]) -> bool:
         """Insert the update's row unless it exists; whether it was inserted."""
         return bool((await conn.execute(self._insert_new, values)).rowcount)
 
@@ -66,7 +66,7 @@ class UpdateLedger:
             return await self._claim(conn, update_id, owner)
 
     @staticmethod
-    async def _claim(conn: AsyncConnection, update_id: int, owner: str) -> bool:
+    async def _claim(conn: Conn, update_id: int, owner: str) -> bool:
         return bool((await conn.execute(_CLAIM, {"uid": update_id, "owner": owner})).rowcount)
 
     async def arrive(
@@ -113,8 +113,10 @@ class UpdateLedger:
 
     async def status(self, update_id: int) -> UpdateStatus | None:
         async with self._db.session() as db:
-            value = await db.scalar(select(InboundUpdate.status).where(InboundUpdate.update_id == update_id))
-            return value  # type: ignore[return-value]
+            value: UpdateStatus | None = await db.scalar(
+                select(InboundUpdate.status).where(InboundUpdate.update_id == update_id)
+            )
+            return value
 
     async def pending(self, owner: str, max_attempts: int = 3) -> list[PendingUpdate]:
         """Open updates left by another (dead) process, oldest first, for replay at start."""

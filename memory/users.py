@@ -53,8 +53,8 @@ class Users:
     async def access_of(self, user_id: int) -> Access | None:
         """The admin's in-chat decision for this user, if any (the hot path of the access gate)."""
         async with self._db.session() as db:
-            value = await db.scalar(select(User.access).where(User.id == user_id))
-            return value if value in ("allowed", "denied") else None  # type: ignore[return-value]
+            value: Access | None = await db.scalar(select(User.access).where(User.id == user_id))
+            return value if value in ("allowed", "denied") else None
 
     async def decisions(self) -> dict[int, Access]:
         """Every admin decision (/allow, /deny) by user id: few rows, read once into the gate."""

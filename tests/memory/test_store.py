@@ -70,14 +70,12 @@ async def test_window_costs_the_same_however_long_the_session(store: Store) -> N
             return 0  # 0: go on
 
         async with store.db.connection() as conn:
-            raw = (await conn.get_raw_connection()).driver_connection._conn  # type: ignore[union-attr]
-            raw.set_progress_handler(tick, 10)
+            (await conn.driver_connection()).set_progress_handler(tick, 10)
         try:
             window = await store.conversations.window(ref.session_id, 1_000, max_messages=100)
         finally:
             async with store.db.connection() as conn:
-                raw = (await conn.get_raw_connection()).driver_connection._conn  # type: ignore[union-attr]
-                raw.set_progress_handler(None, 10)
+                (await conn.driver_connection()).set_progress_handler(None, 10)
         assert len(window) == 100
         return counted[0]
 
@@ -182,7 +180,7 @@ async def test_chat_owner_is_recorded_only_for_a_stored_user(store: Store) -> No
 
 
 async def test_statements_run_on_the_event_loop_thread(store: Store) -> None:
-    """No hand-off to aiosqlite's worker thread per call (memory/db.py says why)."""
+    """No hand-off to a driver thread per call (memory/db.py says why)."""
     seen: list[int] = []
 
     def where_am_i() -> int:
@@ -190,8 +188,7 @@ async def test_statements_run_on_the_event_loop_thread(store: Store) -> None:
         return 1
 
     async with store.db.connection() as conn:
-        raw = await conn.get_raw_connection()
-        sqlite_conn = raw.driver_connection._conn  # type: ignore[union-attr]
+        sqlite_conn = await conn.driver_connection()
         sqlite_conn.create_function("where_am_i", 0, where_am_i)
         assert await conn.scalar(text("SELECT where_am_i()")) == 1
     assert seen == [threading.get_ident()]
