@@ -2,9 +2,9 @@
 
 SQLite runs through SQLAlchemy's plain (sync) API, in place on the event loop's thread: its
 statements take tens of microseconds, and the asyncio layer around an async driver (a greenlet
-switch and a driver coroutine per cursor call) cost more than that, ~0.2 ms a statement
-(measured: a one-statement transaction 0.38 ms that way, 0.17 ms this way). Other databases
-(PostgreSQL) go through their async driver. Either way the repositories ``await`` the same
+switch and a driver coroutine per cursor call) costs more than that (measured: a one-statement
+transaction took 0.38 ms that way, 0.17 ms this way). Other databases (PostgreSQL) go through
+their async driver. Either way the repositories ``await`` the same
 methods. Results are the drivers' own (``CursorResult``, ``Result``), typed ``Any`` here: the
 statements' row types do not survive a protocol.
 """
