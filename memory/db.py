@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import Connection, NullPool, event
 from sqlalchemy import create_engine as create_sync_engine
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
 from sqlalchemy.orm import Session
 
@@ -70,19 +71,25 @@ class Database:
     of our statements). Other databases take a pooled async connection per use.
     """
 
-    def __init__(self, engine: AsyncEngine) -> None:
-        self.engine = engine
-        self.dialect = engine.dialect.name
+    def __init__(self, url: str) -> None:
+        self.url = make_url(url)
+        self.dialect = self.url.get_backend_name()
         self._lock: asyncio.Lock | None = None
         self._kept: Connection | None = None
+        self.sqlite_path = sqlite_path(url)  # None elsewhere, and for an in-memory SQLite
         if self.dialect == "sqlite":
+            # Only the sync engine: an async one would be built (~70 ms at start) and never used.
+            if self.sqlite_path is not None:
+                self.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
             self._lock = asyncio.Lock()
             self._sync = create_sync_engine(
-                engine.url.set(drivername="sqlite"),
+                self.url.set(drivername="sqlite"),
                 poolclass=NullPool,
                 connect_args={"check_same_thread": False},
             )
             event.listen(self._sync, "connect", _sqlite_pragmas)
+        else:
+            self.engine = create_engine(url)
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[Conn]:
@@ -137,4 +144,5 @@ class Database:
                     self._kept.close()
                     self._kept = None
             self._sync.dispose()
-        await self.engine.dispose()
+        else:
+            await self.engine.dispose()

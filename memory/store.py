@@ -4,11 +4,8 @@ from __future__ import annotations
 
 from types import TracebackType
 
-from sqlalchemy.ext.asyncio import AsyncEngine
-
-from memory._url import sqlite_path
 from memory.conversations import Conversations
-from memory.db import Database, create_engine
+from memory.db import Database
 from memory.kv import KeyValues
 from memory.updates import UpdateLedger
 from memory.usage import UsageLog
@@ -18,9 +15,8 @@ from memory.users import Users
 class Store:
     """Owns the database's connections; use as ``async with open_store(url) as store``."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
-        self.engine = engine
-        self.db = Database(engine)
+    def __init__(self, db: Database) -> None:
+        self.db = db
         self.users = Users(self.db)
         self.conversations = Conversations(self.db)
         self.updates = UpdateLedger(self.db)
@@ -29,7 +25,7 @@ class Store:
 
     def database_bytes(self) -> int | None:
         """Size on disk of an SQLite database (with its WAL), None elsewhere."""
-        path = sqlite_path(str(self.engine.url))
+        path = self.db.sqlite_path
         if path is None or not path.exists():
             return None
         wal = path.with_name(path.name + "-wal")
@@ -49,4 +45,4 @@ class Store:
 
 def open_store(url: str) -> Store:
     """A Store on ``url``; the schema must already be migrated (``memory.migrate``)."""
-    return Store(create_engine(url))
+    return Store(Database(url))
