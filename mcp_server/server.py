@@ -80,6 +80,9 @@ class SkillsServer(MCPServer[SkillsContext]):
             workspace=settings.workspace,
             shell_enabled=settings.shell_enabled,
             web_allow_private=settings.web_allow_private,
+            max_write_bytes=settings.files_max_write_bytes,
+            quota_bytes=settings.files_quota_bytes,
+            tool_timeout=settings.tool_timeout,
         )
         self.clients = Clients()
         self.bus = InMemorySubscriptionBus()

@@ -77,6 +77,12 @@ class Settings(BaseSettings):
     tool_timeout: float = Field(default=60.0, gt=0)
     llm_timeout: float = Field(default=120.0, gt=0)
     web_allow_private: bool = False
+    # The skills server's own limits (SECURITY.md): what one call may write, what a non-admin's
+    # folder may hold, and who may talk to its HTTP transports.
+    files_max_write_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    files_quota_bytes: int = Field(default=200 * 1024 * 1024, ge=1024)
+    mcp_token: SecretStr | None = None
+    mcp_allowed_hosts: Annotated[tuple[str, ...], NoDecode] = ()
 
     @model_validator(mode="before")
     @classmethod
@@ -97,6 +103,13 @@ class Settings(BaseSettings):
     def _split_paths(cls, value: object) -> object:
         if isinstance(value, str):
             return tuple(Path(p).expanduser() for p in value.split(os.pathsep) if p.strip())
+        return value
+
+    @field_validator("mcp_allowed_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(h.strip().lower() for h in value.split(",") if h.strip())
         return value
 
     @field_validator("log_level", mode="before")
@@ -174,7 +187,13 @@ class Settings(BaseSettings):
 
     def secrets(self) -> list[str]:
         """Every configured secret value, for the log redaction filter."""
-        values = [self.telegram_token, self.llm_api_key, self.gateway_token, self.telegram_webhook_secret]
+        values = [
+            self.telegram_token,
+            self.llm_api_key,
+            self.gateway_token,
+            self.telegram_webhook_secret,
+            self.mcp_token,
+        ]
         return [v.get_secret_value() for v in values if v is not None and v.get_secret_value()]
 
     def require(self, *names: str) -> None:

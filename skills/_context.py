@@ -28,6 +28,9 @@ class SkillsContext:
     workspace: Path
     shell_enabled: bool = False
     web_allow_private: bool = False
+    max_write_bytes: int = 10 * 1024 * 1024
+    quota_bytes: int = 200 * 1024 * 1024
+    tool_timeout: float = 60.0
 
 
 @dataclass(frozen=True, slots=True)
