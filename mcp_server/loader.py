@@ -21,6 +21,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import anyio
 import yaml
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
@@ -177,13 +178,19 @@ def collect(module: ModuleType) -> tuple[list[Callable[..., Any]], list[Callable
     return tools, prompts
 
 
-def guard(fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
-    """Turn anything a tool raises into a one-line ToolError (an is_error result, no traceback)."""
+def guard(fn: Callable[..., Awaitable[Any]], timeout: float) -> Callable[..., Awaitable[Any]]:
+    """Bound a tool's run time and turn anything it raises into a one-line ToolError.
+
+    The time limit is the server's own: a client that never cancels (or a tool stuck on a
+    FIFO, a slow disk or a hung child) must not hold a request and its worker forever.
+    """
 
     @functools.wraps(fn)
     async def guarded(*args: Any, **kwargs: Any) -> Any:
         try:
-            return await fn(*args, **kwargs)
+            with anyio.move_on_after(timeout):
+                return await fn(*args, **kwargs)
+            raise ToolError(f"{fn.__name__} took longer than {timeout:g} s and was stopped")
         except (ToolError, MCPError):
             raise
         except OSError as exc:
@@ -319,7 +326,7 @@ class Registry:
             for fn in tools:
                 annotations = getattr(fn, TOOL_ATTR, None)
                 self.server.add_tool(
-                    guard(fn),
+                    guard(fn, self.context.tool_timeout),
                     name=fn.__name__,
                     description=inspect.getdoc(fn) or fn.__name__,
                     annotations=annotations if isinstance(annotations, ToolAnnotations) else None,

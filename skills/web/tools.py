@@ -4,6 +4,7 @@
 # and string annotations (``from __future__ import annotations``) would be re-parsed each time.
 
 import asyncio
+import codecs
 import ipaddress
 import socket
 from typing import TYPE_CHECKING, Annotated
@@ -30,16 +31,50 @@ _TEXT_TYPES = (
     "+json",
     "+xml",
 )
-# Ranges ipaddress does not flag as private but that are never public destinations.
-_EXTRA_BLOCKED = (ipaddress.ip_network("100.64.0.0/10"), ipaddress.ip_network("192.0.0.0/24"))
+# Ranges ipaddress does not flag as private but that are never public destinations
+# (carrier-grade NAT, IETF protocol assignments, local-use NAT64 of RFC 8215).
+_EXTRA_BLOCKED = (
+    ipaddress.ip_network("100.64.0.0/10"),
+    ipaddress.ip_network("192.0.0.0/24"),
+    ipaddress.ip_network("64:ff9b:1::/48"),
+)
+# The well-known NAT64 prefix (RFC 6052): the last 32 bits are the IPv4 host a gateway reaches.
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
+def embedded_ipv4(ip: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """IPv4 addresses an IPv6 address carries: mapped, 6to4, Teredo (server and client), NAT64.
+
+    Packets to such an address end up at the IPv4 host inside it (through a relay or gateway), so
+    a filter that judged only the IPv6 form would let ``2002:7f00:1::`` reach 127.0.0.1.
+    """
+    found = [v4 for v4 in (ip.ipv4_mapped, ip.sixtofour) if v4 is not None]
+    if ip.teredo is not None:
+        found += ip.teredo
+    if ip in _NAT64:
+        found.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+    return found
+
+
 def is_public_address(ip: IPAddress) -> bool:
-    """Whether ``ip`` is a public unicast address (not loopback, private, link-local, metadata...)."""
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    """Whether ``ip`` is a public unicast address (not loopback, private, link-local, metadata...).
+
+    An IPv6 address that embeds IPv4 addresses is public only if each of those is. Mapped and
+    NAT64 addresses are judged by their IPv4 alone: ipaddress calls both ranges non-global, yet
+    behind DNS64 every public host has a NAT64 address.
+    """
+    if isinstance(ip, ipaddress.IPv6Address):
+        inner = embedded_ipv4(ip)
+        if ip.ipv4_mapped is not None or ip in _NAT64:
+            return all(map(_is_public, inner))
+        if inner and not all(map(_is_public, inner)):
+            return False
+    return _is_public(ip)
+
+
+def _is_public(ip: IPAddress) -> bool:
     if any(ip in net for net in _EXTRA_BLOCKED if net.version == ip.version):
         return False
     return ip.is_global and not (ip.is_multicast or ip.is_reserved or ip.is_link_local)
@@ -137,9 +172,19 @@ async def _fetch(client: "httpx.AsyncClient", url: str, allow_private: bool) -> 
                 body += chunk
                 if len(body) >= MAX_BYTES:
                     break
-            encoding = response.charset_encoding or "utf-8"
-            return url, content_type, bytes(body[:MAX_BYTES]).decode(encoding, errors="replace")
+            return url, content_type, bytes(body[:MAX_BYTES]).decode(_codec(response), errors="replace")
     raise SkillError(f"too many redirects (more than {MAX_REDIRECTS})")
+
+
+def _codec(response: "httpx.Response") -> str:
+    """The page's declared charset when Python knows it, else UTF-8 (a page may name anything)."""
+    declared = response.charset_encoding
+    if declared:
+        try:
+            return codecs.lookup(declared).name
+        except LookupError:
+            pass
+    return "utf-8"
 
 
 def _readable(body: str, content_type: str, raw: bool, url: str) -> str:

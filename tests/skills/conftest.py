@@ -54,10 +54,11 @@ def non_admin_root(workspace: Path) -> Path:
     return workspace / "users" / str(NON_ADMIN["omni/user_id"])
 
 
+RealServer = Callable[..., AbstractAsyncContextManager[ClientSession]]
+
+
 @pytest.fixture
-def real_server(
-    omni_cmd: list[str], workspace: Path, tmp_path: Path
-) -> Callable[..., AbstractAsyncContextManager[ClientSession]]:
+def real_server(omni_cmd: list[str], workspace: Path, tmp_path: Path) -> RealServer:
     """``async with real_server(OMNI_X="...") as session`` — a real ``omni mcp`` child over stdio.
 
     The child gets a minimal environment (PATH, HOME in tmp) plus the temp data dir, the
