@@ -4,8 +4,10 @@ One user message per stdin line, its reply on stdout (flushed at once). Replies 
 lines; nothing else is written to stdout, so ``printf 'a\\nb\\n' | omni chat`` prints exactly
 two replies. When the model fails, the friendly error takes the reply's place on stdout (a
 pipe user sees why there is no answer) and the chat goes on with the next line; details go
-to the log on stderr. Empty lines are skipped; ``/new`` (or ``/reset``) starts a fresh
-conversation and ``/exit`` ends the chat; at end of input the command exits 0.
+to the log on stderr. A database locked by another process ends the chat (exit 1, the reason
+on stderr): every later line would wait and fail the same way. Empty lines are skipped;
+``/new`` (or ``/reset``) starts a fresh conversation and ``/exit`` ends the chat; at end of
+input the command exits 0.
 
 Tool activity goes to stderr; with a TTY on stdin, so does a ``you>`` prompt.
 
@@ -25,6 +27,7 @@ from typing import TextIO
 from agent.factory import open_agent
 from agent.loop import Agent
 from agent.types import Progress, Turn
+from memory.errors import StoreLocked
 from memory.store import open_store
 from omni.errors import OmniError
 from omni.settings import Settings
@@ -72,6 +75,8 @@ async def _answer(agent: Agent, session_key: str, text: str) -> str:
     turn = Turn(session_key=session_key, text=text, is_admin=True)
     try:
         reply = await agent.reply(turn, _show_progress)
+    except StoreLocked:
+        raise  # every next line would wait and fail the same way: end with the reason instead
     except OmniError as exc:
         log.warning("no reply: %s", exc)
         return exc.user_message

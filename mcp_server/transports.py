@@ -1,8 +1,10 @@
 """Run the skills server over stdio, Streamable HTTP (``/mcp``) or legacy HTTP+SSE.
 
-Both HTTP modes also answer ``GET /health`` and ``GET /ready`` and check ``Host``/``Origin``
-on every request (DNS-rebinding protection). SIGINT/SIGTERM, or EOF on stdin for stdio, end
-the server cleanly with exit code 0.
+Both HTTP modes also answer ``GET /health`` and ``GET /ready``, check ``Host``/``Origin`` on
+every request (DNS-rebinding protection) and, with ``OMNI_MCP_TOKEN`` set, a bearer token; they
+refuse to start without one beyond loopback or with the shell on (``mcp_server.http``). Stdio
+needs no token: the client that started the process is trusted. SIGINT/SIGTERM, or EOF on stdin
+for stdio, end the server cleanly with exit code 0.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import signal
 import socket
 import threading
 from collections.abc import AsyncIterator, Callable
-from typing import Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import anyio
 from anyio.abc import TaskStatus
@@ -23,6 +25,9 @@ from anyio.abc import TaskStatus
 from mcp_server.server import SkillsServer, build_server
 from mcp_server.watch import watch_skills
 from omni.settings import Settings
+
+if TYPE_CHECKING:
+    from mcp_server.http import HttpAccess
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +39,11 @@ EXIT_BIND = 1
 async def serve(
     settings: Settings, transport: str = "stdio", host: str = "127.0.0.1", port: int = 8765
 ) -> int:
-    """Load the skills, serve until told to stop, return the process exit code."""
+    """Load the skills, serve until told to stop, return the process exit code.
+
+    Raises SettingsError before loading anything when the HTTP access settings are unsafe/bad.
+    """
+    access = _http_access(settings, host) if transport != "stdio" else None
     server = build_server(settings)
     code = EXIT_OK
     # Set before cancelling: the watcher's thread polls it, and would otherwise hold shutdown
@@ -43,7 +52,7 @@ async def serve(
     async with anyio.create_task_group() as tg:
         tg.start_soon(watch_skills, server, stopping)
         try:
-            if transport == "stdio":
+            if access is None:  # stdio
 
                 def stop() -> None:
                     stopping.set()
@@ -52,12 +61,18 @@ async def serve(
                 await tg.start(_stop_on_signal, stop)
                 await _serve_stdio(server)
             else:
-                code = await _serve_http(server, transport, host, port)
+                code = await _serve_http(server, access, transport, host, port)
         finally:
             stopping.set()
             tg.cancel_scope.cancel()
     log.info("skills server stopped")
     return code
+
+
+def _http_access(settings: Settings, host: str) -> HttpAccess:
+    from mcp_server.http import access_for  # uvicorn/starlette: only the HTTP transports pay
+
+    return access_for(settings, host)
 
 
 async def _stop_on_signal(
@@ -122,18 +137,18 @@ class _StdinLines:
         return self._receive.__aiter__()
 
 
-async def _serve_http(server: SkillsServer, transport: str, host: str, port: int) -> int:
+async def _serve_http(server: SkillsServer, access: HttpAccess, transport: str, host: str, port: int) -> int:
     import uvicorn
 
     from mcp_server.http import QuietSignalsServer, build_app
 
     try:
         sock = _bind(host, port)
-    except OSError as exc:
-        log.error("cannot listen on %s:%s: %s", host, port, exc.strerror or exc)
+    except (OSError, OverflowError) as exc:  # in use, no permission, unknown host, bad port
+        log.error("cannot listen on %s:%s: %s", host, port, getattr(exc, "strerror", None) or exc)
         return EXIT_BIND
     config = uvicorn.Config(
-        build_app(server, transport, host), log_level="warning", timeout_graceful_shutdown=2
+        build_app(server, transport, access), log_level="warning", timeout_graceful_shutdown=2
     )
     uv = QuietSignalsServer(config)
     bound = sock.getsockname()

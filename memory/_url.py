@@ -16,3 +16,13 @@ def sqlite_path(url: str) -> Path | None:
     if not database or database == ":memory:":
         return None
     return Path(database)
+
+
+def describe(url: str) -> str:
+    """How messages name the database: the SQLite file, or the URL with its password hidden."""
+    path = sqlite_path(url)
+    if path is not None:
+        return str(path)
+    from omni.settings import mask_url  # only on an error path: it costs the pydantic import
+
+    return mask_url(url)

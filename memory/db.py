@@ -18,11 +18,13 @@ from typing import Any
 from sqlalchemy import Connection, NullPool, event
 from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
 from sqlalchemy.orm import Session
 
-from memory._url import sqlite_path
+from memory._url import describe, sqlite_path
 from memory.connection import AwaitedConn, AwaitedSession, Conn, InlineConn, InlineSession, Sess
+from memory.errors import StoreLocked, is_lock_timeout
 
 BUSY_TIMEOUT_MS = 5_000
 
@@ -36,6 +38,15 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
+
+
+def locked_error(url: str) -> StoreLocked:
+    """The error for a database another process kept locked past our busy timeout."""
+    return StoreLocked(
+        f"the database {describe(url)} is locked by another process "
+        f"(waited {BUSY_TIMEOUT_MS / 1000:g} s); close the program holding it "
+        "(another omni, a sqlite3 shell, a backup) and try again"
+    )
 
 
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
@@ -104,16 +115,22 @@ class Database:
 
     @contextmanager
     def _in_place(self) -> Iterator[Connection]:
-        conn = self._kept
-        if conn is None or conn.closed or conn.invalidated:
-            if conn is not None:  # broken (e.g. the file vanished): open a new one
-                conn.close()
-            conn = self._kept = self._sync.connect()
         try:
-            yield conn
-        finally:
-            if conn.in_transaction():  # a read that began one, or an error: never leave it open
-                conn.rollback()
+            conn = self._kept
+            if conn is None or conn.closed or conn.invalidated:
+                if conn is not None:  # broken (e.g. the file vanished): open a new one
+                    conn.close()
+                conn = self._kept = self._sync.connect()
+            try:
+                yield conn
+            finally:
+                if conn.in_transaction():  # a read that began one, or an error: never leave it open
+                    conn.rollback()
+        except OperationalError as exc:
+            # Another process held the write lock for all of busy_timeout: say so, and where.
+            if is_lock_timeout(exc):
+                raise locked_error(str(self.url)) from exc
+            raise
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Conn]:

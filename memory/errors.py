@@ -2,11 +2,15 @@
 
 OmniError
 └── StoreError             anything the store cannot do
-    ├── StoreUnavailable   the database cannot be opened or migrated
+    ├── StoreUnavailable   the database cannot be opened or migrated (URL, driver, server)
+    ├── StoreLocked        another process held SQLite's write lock past the busy timeout
+    ├── SchemaMismatch     the schema is not one this code can use: newer, or tables missing
     └── NotFound           a row that should exist does not
 """
 
 from __future__ import annotations
+
+import sqlite3
 
 from omni.errors import OmniError
 
@@ -19,5 +23,33 @@ class StoreUnavailable(StoreError):
     pass
 
 
+class StoreLocked(StoreError):
+    pass
+
+
+class SchemaMismatch(StoreError):
+    pass
+
+
 class NotFound(StoreError):
     user_message = "I couldn't find that."
+
+
+def is_lock_timeout(exc: BaseException) -> bool:
+    """Whether ``exc``, or a driver error behind it, is SQLite giving up on another's lock."""
+    # SQLAlchemy keeps the driver's error in ``orig``; async adapters chain it as the cause.
+    pending: list[BaseException] = [exc]
+    seen: set[int] = set()
+    while pending:
+        err = pending.pop()
+        if id(err) in seen:
+            continue
+        seen.add(id(err))
+        if isinstance(err, sqlite3.OperationalError) and (
+            getattr(err, "sqlite_errorcode", None) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+            or "database is locked" in str(err)
+        ):
+            return True
+        linked = (getattr(err, "orig", None), err.__cause__, err.__context__)
+        pending += [e for e in linked if isinstance(e, BaseException)]
+    return False

@@ -21,17 +21,19 @@ if TYPE_CHECKING:
 EXIT_SETTINGS = 2
 
 
-def _prepare(*required: str, migrate: bool = True, tools: bool = False) -> Settings:
-    """Settings, logging and (usually) a database at head: the start of every command.
+def _prepare(*required: str, migrate: bool = True, tools: bool = False, workspace: bool = True) -> Settings:
+    """Settings, logging, usable folders and (usually) a database at head: every command's start.
 
     ``tools``: the command starts MCP servers, so their config file is checked up front too.
+    ``workspace``: the command (or a server it starts) writes to OMNI_WORKSPACE.
     """
     from omni.logging import setup_logging
-    from omni.settings import load_settings
+    from omni.settings import check_folders, load_settings
 
     settings = load_settings()
     settings.require(*required)
     setup_logging(settings.log_level, settings.secrets())
+    check_folders(settings, workspace=workspace)
     if tools:
         _check_mcp_config(settings)
     if migrate:
@@ -40,10 +42,15 @@ def _prepare(*required: str, migrate: bool = True, tools: bool = False) -> Setti
 
 
 def _migrate(settings: Settings, *, fast: bool) -> str:
-    """Bring the database to head; a database that cannot be opened is a bad setting."""
+    """Bring the database to head; a database that cannot be opened is a bad setting.
+
+    One that is locked, newer than this code or damaged is not (its StoreError ends with 1).
+    """
     from memory.errors import StoreUnavailable
     from memory.migrate import HEAD_REVISION, ensure_upgraded, upgrade
+    from omni.settings import require_driver
 
+    require_driver(settings.database_url)
     try:
         if fast:
             ensure_upgraded(settings.database_url)
@@ -74,6 +81,13 @@ def cmd_chat(args: argparse.Namespace) -> int:
     return asyncio.run(run_chat(settings, session=args.session))
 
 
+def _port(value: str) -> int:
+    """argparse type for --port: a bad value is argparse's one-line usage error (exit 2)."""
+    if not value.isdigit() or not 0 <= int(value) <= 65535:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a port number (0-65535; 0 picks a free one)")
+    return int(value)
+
+
 def cmd_mcp(args: argparse.Namespace) -> int:
     settings = _prepare(migrate=False)  # the skills server does not open the database
     from mcp_server.transports import serve
@@ -82,9 +96,11 @@ def cmd_mcp(args: argparse.Namespace) -> int:
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
-    settings = _prepare(migrate=False)
+    from omni.settings import mask_url
+
+    settings = _prepare(migrate=False, workspace=False)
     revision = _migrate(settings, fast=False)
-    print(f"database at revision {revision}: {settings.database_url}")
+    print(f"database at revision {revision}: {mask_url(settings.database_url)}")
     return 0
 
 
@@ -120,7 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     mcp = add("mcp", cmd_mcp, "Run the skills MCP server (stdio by default).")
     mcp.add_argument("--transport", choices=("stdio", "http", "sse"), default="stdio")
     mcp.add_argument("--host", default="127.0.0.1", help="bind address for http/sse (default: %(default)s)")
-    mcp.add_argument("--port", type=int, default=8765, help="port for http/sse (default: %(default)s)")
+    mcp.add_argument("--port", type=_port, default=8765, help="port for http/sse (default: %(default)s)")
 
     db = add("db", lambda _: _usage(db), "Database maintenance.")
     db_sub = db.add_subparsers(dest="db_command", metavar="ACTION")

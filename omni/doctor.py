@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from omni.errors import SettingsError
-from omni.settings import Settings, load_settings
+from omni.settings import Settings, check_folders, load_settings, mask_url, require_driver
 
 PROBE_TIMEOUT_S = 5.0
 
@@ -31,36 +31,36 @@ class Check:
 
 
 async def check_database(settings: Settings) -> Check:
-    from memory._url import sqlite_path
-    from memory.migrate import HEAD_REVISION, current_revision_fast
+    from memory._url import describe, sqlite_path
+    from memory.errors import StoreError
+    from memory.migrate import HEAD_REVISION, check_schema, known_revisions, read_state
 
-    path = sqlite_path(settings.database_url)
+    url = settings.database_url
+    where = describe(url)  # the SQLite file, or the URL with its password hidden
+    path = sqlite_path(url)
     if path is not None and not path.exists():
         return Check("database", False, f"{path} does not exist yet (run `omni db upgrade`)")
-    if path is not None:
-        revision = current_revision_fast(settings.database_url)
-    else:
-        revision = await _server_revision(settings.database_url)
-    if revision != HEAD_REVISION:
-        return Check(
-            "database", False, f"at revision {revision}, head is {HEAD_REVISION} (run `omni db upgrade`)"
-        )
-    where = str(path) if path is not None else settings.database_url.split("@")[-1]
-    return Check("database", True, f"{where} at revision {revision}")
-
-
-async def _server_revision(url: str) -> str | None:
-    from sqlalchemy import text
-
-    from memory.db import create_engine
-
-    engine = create_engine(url)
     try:
-        async with engine.connect() as conn:
-            value = await conn.scalar(text("SELECT version_num FROM alembic_version"))
-            return None if value is None else str(value)
-    finally:
-        await engine.dispose()
+        require_driver(url)
+    except SettingsError as exc:
+        return Check("database", False, str(exc))
+    try:
+        state = await asyncio.to_thread(read_state, url)
+        known = await asyncio.to_thread(known_revisions)
+        check_schema(url, state, known)
+    except StoreError as exc:  # locked, newer than this omni, or damaged: our words, no secrets
+        return Check("database", False, str(exc))
+    except Exception as exc:  # driver or server failure; its text may hold the URL, so name it only
+        return Check("database", False, f"{where} cannot be opened ({exc.__class__.__name__})")
+    if state.revision is None:
+        return Check("database", False, f"{where} has no schema yet (run `omni db upgrade`)")
+    if state.revision != HEAD_REVISION:
+        return Check(
+            "database",
+            False,
+            f"{where} is at revision {state.revision}, head is {HEAD_REVISION} (run `omni db upgrade`)",
+        )
+    return Check("database", True, f"{where} at revision {state.revision}")
 
 
 async def check_llm(settings: Settings) -> Check:
@@ -74,18 +74,15 @@ async def check_llm(settings: Settings) -> Check:
     if settings.llm_api_key is not None:
         headers["Authorization"] = f"Bearer {settings.llm_api_key.get_secret_value()}"
     url = settings.llm_api_base.rstrip("/") + "/models"
+    shown = mask_url(settings.llm_api_base)  # an endpoint may carry user:key@ credentials
     try:
         async with httpx.AsyncClient(timeout=PROBE_TIMEOUT_S) as client:
             response = await client.get(url, headers=headers)
     except httpx.HTTPError as exc:
-        return Check("llm", False, f"{settings.llm_api_base} unreachable ({exc.__class__.__name__})")
+        return Check("llm", False, f"{shown} unreachable ({exc.__class__.__name__})")
     if response.status_code in (401, 403):
-        return Check(
-            "llm", False, f"{settings.llm_api_base} refused the API key (HTTP {response.status_code})"
-        )
-    return Check(
-        "llm", True, f"model {settings.llm_model} at {settings.llm_api_base} (HTTP {response.status_code})"
-    )
+        return Check("llm", False, f"{shown} refused the API key (HTTP {response.status_code})")
+    return Check("llm", True, f"model {settings.llm_model} at {shown} (HTTP {response.status_code})")
 
 
 async def check_telegram(settings: Settings) -> Check:
@@ -102,7 +99,8 @@ async def check_telegram(settings: Settings) -> Check:
         return Check("telegram", False, f"Bot API unreachable ({exc.__class__.__name__})")
     if not data.get("ok"):
         return Check("telegram", False, f"token rejected: {data.get('description', response.status_code)}")
-    return Check("telegram", True, f"@{data['result'].get('username')} via {settings.telegram_api_url}")
+    via = mask_url(settings.telegram_api_url)
+    return Check("telegram", True, f"@{data['result'].get('username')} via {via}")
 
 
 async def check_mcp_servers(settings: Settings) -> list[Check]:
@@ -137,6 +135,7 @@ CHECKS: list[Callable[[Settings], Awaitable[Check]]] = [check_llm, check_telegra
 async def run_doctor() -> int:
     try:
         settings = load_settings()
+        check_folders(settings)  # as every other command does before it starts
     except SettingsError as exc:
         print(Check("settings", False, str(exc)).line())
         return 2

@@ -7,10 +7,14 @@ whose message is one line naming the variable, which the CLI prints before exiti
 
 from __future__ import annotations
 
+import errno
+import importlib
 import json
 import os
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -103,6 +107,14 @@ class Settings(BaseSettings):
     def _split_paths(cls, value: object) -> object:
         if isinstance(value, str):
             return tuple(Path(p).expanduser() for p in value.split(os.pathsep) if p.strip())
+        return value
+
+    @field_validator("mcp_token")
+    @classmethod
+    def _check_mcp_token(cls, value: SecretStr | None) -> SecretStr | None:
+        # It guards tools that can write files and run commands: a guessable one guards nothing.
+        if value is not None and 0 < len(value.get_secret_value()) < 16:
+            raise ValueError("must be at least 16 characters (e.g. `openssl rand -hex 32`)")
         return value
 
     @field_validator("mcp_allowed_hosts", mode="before")
@@ -205,7 +217,7 @@ class Settings(BaseSettings):
 
 
 def load_settings(**overrides: Any) -> Settings:
-    """Build :class:`Settings`, turning a validation failure into a one-line :class:`SettingsError`."""
+    """Build :class:`Settings`, turning any failure into a one-line :class:`SettingsError`."""
     try:
         return Settings(**overrides)
     except ValidationError as exc:
@@ -214,3 +226,103 @@ def load_settings(**overrides: Any) -> Settings:
         name = f"OMNI_{field.upper()}" if field else "settings"
         message = str(err["msg"]).removeprefix("Value error, ")
         raise SettingsError(f"{name}: {message}") from None
+    except UnicodeDecodeError as exc:  # only .env is decoded: the environment is already str
+        raise SettingsError(f"{ENV_FILE}: {_undecodable(exc)}") from None
+    except OSError as exc:
+        if exc.filename is None or Path(str(exc.filename)).name != ENV_FILE:
+            raise
+        raise SettingsError(f"{ENV_FILE}: cannot be read ({exc.strerror or exc})") from None
+
+
+ENV_FILE = ".env"
+# Drivers a supported URL needs that omni does not install itself.
+OPTIONAL_DRIVERS = {"postgresql+asyncpg": "asyncpg"}
+
+
+def _undecodable(exc: UnicodeDecodeError) -> str:
+    """Where .env stops being UTF-8, without echoing its contents (it holds secrets)."""
+    byte = f"0x{exc.object[exc.start]:02x}" if exc.start < len(exc.object) else "a byte"
+    try:
+        raw = Path(ENV_FILE).read_bytes()
+        raw.decode("utf-8")
+    except UnicodeDecodeError as whole:  # the file decoded in one piece gives a line number
+        line = raw.count(b"\n", 0, whole.start) + 1
+        return f"is not valid UTF-8 ({byte} on line {line}); save it as UTF-8"
+    except OSError:
+        pass
+    return f"is not valid UTF-8 ({byte}); save it as UTF-8"
+
+
+def require_driver(url: str) -> None:
+    """Fail with a :class:`SettingsError` when the database URL's driver is not installed.
+
+    Called by what opens the database (``omni mcp`` does not, so it need not have the driver).
+    """
+    scheme = url.partition("://")[0]
+    module = OPTIONAL_DRIVERS.get(scheme)
+    if module is None:
+        return
+    try:
+        importlib.import_module(module)  # a real import: a broken install counts as missing
+    except ImportError:
+        raise SettingsError(
+            f"OMNI_DATABASE_URL: the {scheme} driver {module} is not installed; install it into "
+            f"omni's environment (`pip install {module}`, or `uv add {module}` in a checkout)"
+        ) from None
+
+
+def check_folders(settings: Settings, *, workspace: bool = True) -> None:
+    """Create OMNI_DATA_DIR (and OMNI_WORKSPACE) if needed and make sure they take writes.
+
+    Every command writes there sooner or later; checking up front turns a file in the way or a
+    read-only location into one line naming the setting instead of a traceback mid-start.
+    """
+    _writable_folder("OMNI_DATA_DIR", settings.data_dir)
+    if workspace:
+        _writable_folder("OMNI_WORKSPACE", settings.workspace)
+
+
+def _writable_folder(name: str, path: Path) -> None:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:  # mkdir(exist_ok=True) still refuses a file of that name
+        raise SettingsError(f"{name}: {path} is not a folder (a file has that name)") from None
+    except NotADirectoryError:
+        blocker = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+        where = f"{blocker} is a file" if blocker is not None else "a parent is not a folder"
+        raise SettingsError(f"{name}: {path} is not a folder ({where})") from None
+    except OSError as exc:
+        if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            raise SettingsError(f"{name}: {path} is not writable ({exc.strerror})") from None
+        raise SettingsError(f"{name}: {path} cannot be created ({exc.strerror or exc})") from None
+    # The folder exists: can we add files? (access() also reports a read-only mount to root.)
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise SettingsError(f"{name}: {path} is not writable")
+
+
+_SECRET_QUERY = re.compile(r"key|token|secret|pass|sig|auth", re.IGNORECASE)
+
+
+def mask_url(url: str) -> str:
+    """``url`` fit to print: its password (or a lone user, often a key) and secret-looking
+    query values replaced by ``***``."""
+    scheme = url.partition("://")[0]
+    if "+" in scheme or scheme.startswith(("sqlite", "postgres")):
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            return make_url(url).render_as_string(hide_password=True)
+        except ArgumentError:
+            pass  # not a URL SQLAlchemy reads: mask it like any other below
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, _, host = netloc.rpartition("@")
+        user, has_password, _ = userinfo.partition(":")
+        netloc = f"{user}:***@{host}" if has_password else f"***@{host}"
+    query = parts.query
+    if query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        query = urlencode([(k, "***" if _SECRET_QUERY.search(k) else v) for k, v in pairs], safe="*")
+    return urlunsplit(parts._replace(netloc=netloc, query=query))

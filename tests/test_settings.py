@@ -68,6 +68,8 @@ def test_skills_dirs_split_on_path_separator(tmp_path: Path, monkeypatch: pytest
         ("OMNI_TELEGRAM_API_URL", "ftp://x", "OMNI_TELEGRAM_API_URL: must be an http"),
         ("OMNI_SHELL_ENABLED", "perhaps", "OMNI_SHELL_ENABLED: Input should be a valid boolean"),
         ("OMNI_TELEGRAM_WEBHOOK_LISTEN", "8443", "OMNI_TELEGRAM_WEBHOOK_LISTEN: must be host:port"),
+        ("OMNI_MCP_TOKEN", "secret", "OMNI_MCP_TOKEN: must be at least 16 characters"),
+        ("OMNI_FILES_QUOTA_BYTES", "lots", "OMNI_FILES_QUOTA_BYTES: Input should be a valid integer"),
     ],
 )
 def test_bad_values_name_the_variable(

@@ -6,9 +6,9 @@ import os
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 import httpx
 import pytest
@@ -66,22 +66,33 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait()
 
 
-StartServer = Callable[[str], tuple[str, "subprocess.Popen[bytes]"]]
+class StartServer(Protocol):
+    """``start(transport, *extra_args, env={...})`` -> (base URL on 127.0.0.1, process)."""
+
+    def __call__(
+        self, transport: str, *args: str, env: Mapping[str, str] | None = None
+    ) -> tuple[str, subprocess.Popen[bytes]]: ...
 
 
 @pytest.fixture
 def http_server(omni_cmd: list[str], server_env: dict[str, str], tmp_path: Path) -> Iterator[StartServer]:
-    """``start("http"|"sse")`` -> (base URL, process); every process is stopped afterwards."""
+    """``start("http"|"sse", *args, env=...)`` -> (base URL, process); all stopped afterwards.
+
+    ``env`` is added to ``server_env``; ``args`` go after ``--port`` (e.g. ``--host 0.0.0.0``).
+    """
     procs: list[subprocess.Popen[bytes]] = []
     logs: list[BinaryIO] = []
 
-    def start(transport: str) -> tuple[str, subprocess.Popen[bytes]]:
+    def start(
+        transport: str, *args: str, env: Mapping[str, str] | None = None
+    ) -> tuple[str, subprocess.Popen[bytes]]:
         port = free_port()
         log = (tmp_path / f"{transport}-{port}.log").open("wb")
         logs.append(log)
         proc = subprocess.Popen(
-            [*omni_cmd, "mcp", "--transport", transport, "--port", str(port)],
-            env=server_env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log,
+            [*omni_cmd, "mcp", "--transport", transport, "--port", str(port), *args],
+            env={**server_env, **(env or {})},
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log,
         )  # fmt: skip
         procs.append(proc)
         base = f"http://127.0.0.1:{port}"
