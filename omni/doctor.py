@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from omni.errors import SettingsError
-from omni.settings import Settings, check_folders, load_settings, mask_url, require_driver
+from omni.settings import Settings, check_folders, load_settings, mask_url, mask_urls_in, require_driver
 
 PROBE_TIMEOUT_S = 5.0
 
@@ -117,7 +117,8 @@ async def check_mcp_servers(settings: Settings) -> list[Check]:
             Check(
                 f"mcp {s.name}",
                 s.state == "ready",
-                f"{s.tools} tools" if s.state == "ready" else str(s.error),
+                # A remote server's error names its URL, which may carry user:key@.
+                f"{s.tools} tools" if s.state == "ready" else mask_urls_in(str(s.error)),
             )
             for s in box.status()
         ] or [Check("mcp", True, "no servers configured")]

@@ -301,6 +301,12 @@ def _writable_folder(name: str, path: Path) -> None:
 
 
 _SECRET_QUERY = re.compile(r"key|token|secret|pass|sig|auth", re.IGNORECASE)
+_URL_IN_TEXT = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>]+")
+
+
+def mask_urls_in(text: str) -> str:
+    """``text`` (an error message, say) with every URL in it passed through :func:`mask_url`."""
+    return _URL_IN_TEXT.sub(lambda match: mask_url(match.group()), text)
 
 
 def mask_url(url: str) -> str:

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from memory.migrate import HEAD_REVISION, HEAD_TABLES, upgrade
-from omni.settings import mask_url
+from omni.settings import mask_url, mask_urls_in
 from tests.fakes.llm_api import FakeLLM
 from tests.fakes.server import serve_in_thread
 
@@ -253,6 +253,20 @@ def test_doctor_masks_the_database_password(omni_cmd: list[str], tmp_path: Path)
 )
 def test_mask_url(url: str, shown: str) -> None:
     assert mask_url(url) == shown
+
+
+def test_doctor_masks_credentials_of_a_remote_mcp_server(omni_cmd: list[str], tmp_path: Path) -> None:
+    config = tmp_path / "mcp.json"
+    url = "http://bob:mcp-s3cret@127.0.0.1:1/mcp"
+    config.write_text(f'{{"mcpServers": {{"remote": {{"url": "{url}"}}, "skills": {{"disabled": true}}}}}}')
+    result = run(omni_cmd, "doctor", env={"OMNI_MCP_CONFIG": str(config)})
+    assert "✗ mcp remote:" in result.stdout
+    assert "mcp-s3cret" not in result.stdout + result.stderr
+
+
+def test_mask_urls_in_text() -> None:
+    text = "cannot reach 'https://u:k@h/mcp' (ConnectError); see http://h/ok"
+    assert mask_urls_in(text) == "cannot reach 'https://u:***@h/mcp' (ConnectError); see http://h/ok"
 
 
 # 7. A database newer than this omni.
