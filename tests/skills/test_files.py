@@ -49,6 +49,8 @@ async def test_list_and_search_return_structured_data(client: Client, workspace:
     assert not err and data == {
         "path": ".",
         "entries": [{"name": "b.py", "type": "file", "size": 15}, {"name": "docs", "type": "dir", "size": 0}],
+        "total": 2,
+        "truncated": False,
     }
     _, _, data = await call(client, "search_files", pattern="**/*.md")
     assert data == {"matches": [{"path": "docs/a.md", "line": None, "text": None}], "truncated": False}
@@ -96,3 +98,25 @@ async def test_absolute_path_inside_the_workspace_is_fine(client: Client, worksp
 async def test_missing_file_is_a_clear_error(client: Client) -> None:
     err, text, _ = await call(client, "read_file", path="nope.txt")
     assert err and "'nope.txt' is not a file" in text
+
+
+async def test_edge_cases_give_one_line_errors(client: Client, workspace: Path) -> None:
+    await call(client, "write_file", path="a/b.txt", content="x")
+    await call(client, "write_file", path="dest/keep.txt", content="k")
+    cases = [
+        ("write_file", {"path": "a", "content": "x"}, "is a folder"),
+        ("write_file", {"path": ".", "content": "x"}, "is a folder"),
+        ("read_file", {"path": "a"}, "is a folder"),
+        ("read_file", {"path": "nowhere/x.txt"}, "'nowhere' does not exist"),
+        ("list_files", {"path": "a/b.txt"}, "is not a folder"),
+        ("move_file", {"source": "a", "destination": "a/inner"}, "into itself"),
+        ("move_file", {"source": "dest/keep.txt", "destination": "a/b.txt"}, "already exists"),
+        ("move_file", {"source": "missing", "destination": "x"}, "does not exist"),
+        ("delete_file", {"path": "."}, "workspace root"),
+    ]
+    for tool, args, expected in cases:
+        err, text, _ = await call(client, tool, **args)
+        assert err and expected in text and "\n" not in text, (tool, args, text)
+    err, text, _ = await call(client, "move_file", source="a/b.txt", destination="dest")
+    assert (err, text) == (False, "moved a/b.txt to dest/b.txt")
+    assert (workspace / "dest" / "b.txt").read_text() == "x"
