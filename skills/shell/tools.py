@@ -1,21 +1,27 @@
-"""The shell skill: run a command in the workspace; loaded only when OMNI_SHELL_ENABLED is true."""
+"""The shell skill: run a command in the workspace; loaded only when OMNI_SHELL_ENABLED is true.
+
+This is not a sandbox. A command runs as the server's OS user: it can read and write whatever
+that user can, anywhere on the machine, and reach the network. The workspace is only its
+working folder. What it does not get is the server's environment (the Telegram token, the LLM
+key, provider keys): see :func:`skills._process.minimal_env`.
+"""
 
 # Annotations are evaluated once, here: the SDK reads a tool's hints several times at start-up
 # and string annotations (``from __future__ import annotations``) would be re-parsed each time.
 
-import asyncio
-import contextlib
-import os
-import signal
 from typing import Annotated
 
 from pydantic import BaseModel, Field
 
-from skills._context import SkillsContext, ToolContext, caller_of, caller_root
+from skills import _process
+from skills._context import SkillsContext, ToolContext, caller_of, caller_root, skills_context
 from skills._tool import SkillError, tool
 from skills._workspace import inside_workspace
 
 OUTPUT_CAP = 32 * 1024
+# The command's own deadline ends this much before the server's per-tool limit, so the tool
+# reports ``timed_out`` with the output so far instead of being cancelled with nothing.
+_TIMEOUT_MARGIN_S = 1.0
 
 
 def enabled(context: SkillsContext) -> bool:
@@ -28,11 +34,18 @@ class CommandResult(BaseModel):
     stdout: str
     stderr: str
     timed_out: bool = False
+    truncated: bool = False
 
 
-def _cap(data: bytes) -> str:
+def _text(data: bytes, truncated: bool) -> str:
     text = data.decode(errors="replace")
-    return text if len(text) <= OUTPUT_CAP else text[:OUTPUT_CAP] + f"\n[truncated: {len(text)} characters]"
+    if truncated and len(data) >= OUTPUT_CAP:
+        text += f"\n[truncated at {OUTPUT_CAP} bytes; the command was stopped]"
+    return text
+
+
+def _deadline(asked: float, tool_timeout: float) -> float:
+    return min(asked, max(tool_timeout - _TIMEOUT_MARGIN_S, tool_timeout / 2))
 
 
 @tool(read_only=False, destructive=True, open_world=True)
@@ -40,30 +53,29 @@ async def run_command(
     ctx: ToolContext,
     command: Annotated[str, Field(min_length=1, description="A /bin/sh command line")],
     cwd: Annotated[str, Field(description="Folder relative to the workspace root")] = ".",
-    timeout_s: Annotated[float, Field(gt=0, le=600)] = 60.0,
+    timeout_s: Annotated[
+        float, Field(gt=0, le=600, description="Seconds before the command is killed (capped by the server)")
+    ] = 60.0,
 ) -> CommandResult:
     """Run a shell command in the workspace and return its exit code and (capped) output."""
     if not caller_of(ctx).unrestricted:
         raise SkillError("the shell is for admins only")
-    folder = inside_workspace(await caller_root(ctx), cwd)
+    root = await caller_root(ctx)
+    folder = inside_workspace(root, cwd)
     if not folder.is_dir():
         raise SkillError(f"{cwd!r} is not a folder")
-    pipe = asyncio.subprocess.PIPE
-    proc = await asyncio.create_subprocess_exec(
-        *("/bin/sh", "-c", command),
+    env = _process.minimal_env(HOME=str(root.resolve()), TERM="dumb")
+    done = await _process.run(
+        ("/bin/sh", "-c", command),
         cwd=folder,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=pipe,
-        stderr=pipe,
-        start_new_session=True,
+        env=env,
+        seconds=_deadline(timeout_s, skills_context(ctx).tool_timeout),
+        cap=OUTPUT_CAP,
     )
-    try:
-        async with asyncio.timeout(timeout_s):
-            out, err = await proc.communicate()
-    except TimeoutError:
-        # The command may have children: kill its whole process group, not just the shell.
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        out, err = await proc.communicate()
-        return CommandResult(exit_code=-9, stdout=_cap(out), stderr=_cap(err), timed_out=True)
-    return CommandResult(exit_code=proc.returncode or 0, stdout=_cap(out), stderr=_cap(err))
+    return CommandResult(
+        exit_code=done.exit_code,
+        stdout=_text(done.stdout, done.truncated),
+        stderr=_text(done.stderr, done.truncated),
+        timed_out=done.timed_out,
+        truncated=done.truncated,
+    )
