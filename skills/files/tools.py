@@ -220,45 +220,38 @@ async def read_file(
 @tool(read_only=False, destructive=True, idempotent=True)
 async def write_file(ctx: ToolContext, path: PathArg, content: str) -> str:
     """Create or overwrite a text file in the workspace (parent folders are created)."""
-    scope = await _scope(ctx)
-    parts = scope.parts(path)
-    _require_file_path(parts)
-    scope.guard_git(parts)
-    data = content.encode()
-    scope.check_size(len(data))
-
-    def work(root_fd: int) -> None:
-        scope.check_quota(root_fd, len(data) - _size_now(root_fd, parts))
-        with (
-            open_parent(root_fd, parts, create=True) as (dir_fd, name),
-            open_regular(dir_fd, name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, shown(parts)) as fd,
-        ):
-            write_all(fd, data)
-
-    await scope.run(work)
-    return f"wrote {len(data)} bytes to {shown(parts)}"
+    written = await _put(ctx, path, content, append=False)
+    return f"wrote {written}"
 
 
 @tool(read_only=False)
 async def append_file(ctx: ToolContext, path: PathArg, content: str) -> str:
     """Append text to a file in the workspace (created if missing)."""
+    written = await _put(ctx, path, content, append=True)
+    return f"appended {written}"
+
+
+async def _put(ctx: ToolContext, path: str, content: str, *, append: bool) -> str:
+    """Write or append ``content`` within the caps; returns "<n> bytes to <path>"."""
     scope = await _scope(ctx)
     parts = scope.parts(path)
     _require_file_path(parts)
     scope.guard_git(parts)
     data = content.encode()
     scope.check_size(len(data))
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC)
 
     def work(root_fd: int) -> None:
-        scope.check_quota(root_fd, len(data))
+        growth = len(data) if append else len(data) - _size_now(root_fd, parts)
+        scope.check_quota(root_fd, growth)
         with (
             open_parent(root_fd, parts, create=True) as (dir_fd, name),
-            open_regular(dir_fd, name, os.O_WRONLY | os.O_APPEND | os.O_CREAT, shown(parts)) as fd,
+            open_regular(dir_fd, name, flags, shown(parts)) as fd,
         ):
             write_all(fd, data)
 
     await scope.run(work)
-    return f"appended {len(data)} bytes to {shown(parts)}"
+    return f"{len(data)} bytes to {shown(parts)}"
 
 
 @tool(read_only=False, destructive=True)
