@@ -14,18 +14,20 @@ import json
 import logging
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 from typing import Any, Protocol
 
 from agent.context import build_messages
 from agent.errors import AgentError
-from agent.llm import Completion, LLMClient, Message
-from agent.prompts import system_prompt
+from agent.llm import Completion, LLMClient, Message, estimate_tokens
+from agent.prompts import memory_section, system_prompt
 from agent.toolbox import ServerStatus, ToolBox
 from agent.types import Progress, ProgressCallback, Reply, ToolCall, Turn, Usage
+from memory.episodes import owner_for
+from memory.recall import Recalled
 from memory.store import Store
-from memory.types import Asked, NewMessage, StoredMessage, UsageRecord
+from memory.types import Asked, Exchange, NewEpisode, NewMessage, StoredMessage, UsageRecord
 from omni.errors import OmniError
 
 log = logging.getLogger(__name__)
@@ -67,6 +69,27 @@ class AgentConfig:
     max_tool_rounds: int = 20
     tool_timeout: float = 60.0
     timezone: tzinfo | None = None  # None: the machine's local zone
+
+
+@dataclass(slots=True)
+class _Remembering:
+    """What a turn adds to its owner's memory: recalled into the prompt, tools it used."""
+
+    owner: str
+    asked_at: datetime
+    recalled: tuple[int, ...] = ()
+    tools: list[str] = field(default_factory=list)
+
+
+def owner_of(turn: Turn) -> str:
+    """Whose memory a turn reads and grows. A Telegram chat is private when its id is the
+    sender's id (Telegram gives a private chat its user's id; groups have negative ids)."""
+    private = turn.telegram_chat_id is not None and turn.telegram_chat_id == turn.user_id
+    return owner_for(turn.user_id, turn.telegram_chat_id, private, turn.session_key)
+
+
+def _text_tokens(text: str) -> int:
+    return estimate_tokens([{"role": "system", "content": text}])
 
 
 class Agent:
@@ -146,7 +169,13 @@ class Agent:
         session_id = await self._session_of(turn)
         model = self.model
         tools = await self._tools.list_tools(turn) if self._tools is not None else []
-        system, system_tokens = await self._system_prompt(turn, model, tools)
+        memory = _Remembering(owner_of(turn), self._clock())
+        # Before the question is stored; the current session is in the window already.
+        recalled = await self._store.recall(
+            memory.owner, turn.text, exclude_session_id=session_id, tokens=_text_tokens
+        )
+        memory.recalled = tuple(r.episode.id for r in recalled)
+        system, system_tokens = await self._system_prompt(turn, model, tools, recalled)
         budget = self._config.history_tokens
         # The question is stored and the window read after it in one transaction.
         asked = await self._store_question(session_id, turn, window_tokens=max(budget - system_tokens, 1))
@@ -156,7 +185,7 @@ class Agent:
                 log.info("update %s was answered before; replaying the stored answer", turn.update_id)
                 return answered
         messages = build_messages(system, asked.window, budget=budget, system_tokens=system_tokens)
-        return await self._answer(session_id, turn, progress, model, tools, messages)
+        return await self._answer(session_id, turn, progress, model, tools, messages, memory)
 
     async def _session_of(self, turn: Turn) -> int:
         """The chat's current session; remembered, since only this process opens new ones."""
@@ -199,6 +228,7 @@ class Agent:
         model: str,
         tools: list[Message],
         messages: list[Message],
+        memory: _Remembering,
     ) -> Reply:
         total = Usage()
         seen: Counter[str] = Counter()
@@ -207,14 +237,14 @@ class Agent:
             total += completion.usage
             if not completion.tool_calls:
                 return await self._finish(
-                    session_id, completion.text or EMPTY_ANSWER, total, completion, turn
+                    session_id, completion.text or EMPTY_ANSWER, total, completion, turn, memory
                 )
             if not tools:
                 log.warning(
                     "model asked for tools %s but none are available", [c.name for c in completion.tool_calls]
                 )
                 return await self._finish(
-                    session_id, completion.text or NO_TOOLS_ANSWER, total, completion, turn
+                    session_id, completion.text or NO_TOOLS_ANSWER, total, completion, turn, memory
                 )
             looping = _repeated(completion.tool_calls, seen)
             if looping is not None:
@@ -222,15 +252,16 @@ class Agent:
                     "stopping a tool loop: %s called %d times with the same arguments", looping, REPEAT_LIMIT
                 )
                 return await self._finish(
-                    session_id, LOOP_ANSWER.format(tool=looping), total, completion, turn
+                    session_id, LOOP_ANSWER.format(tool=looping), total, completion, turn, memory
                 )
             # Independent calls of one step run side by side; results keep the calls' order.
             results = await asyncio.gather(
                 *(self._run_tool(c, turn, progress) for c in completion.tool_calls)
             )
             await self._store_round(session_id, completion, results)
+            memory.tools += [c.name for c in completion.tool_calls if c.name not in memory.tools]
             messages += [completion.message, *results]
-        return await self._final_without_tools(session_id, messages, turn, model, total, progress)
+        return await self._final_without_tools(session_id, messages, turn, model, total, progress, memory)
 
     async def _complete(
         self,
@@ -257,6 +288,7 @@ class Agent:
         model: str,
         total: Usage,
         progress: ProgressCallback | None,
+        memory: _Remembering,
     ) -> Reply:
         """Out of tool rounds: ask once more, with no tools on offer, for the best answer so far."""
         rounds = self._config.max_tool_rounds
@@ -265,12 +297,15 @@ class Agent:
         total += completion.usage
         text = completion.text if completion.text and not completion.tool_calls else None
         return await self._finish(
-            session_id, text or STEP_LIMIT_ANSWER.format(rounds=rounds), total, completion, turn
+            session_id, text or STEP_LIMIT_ANSWER.format(rounds=rounds), total, completion, turn, memory
         )
 
-    async def _system_prompt(self, turn: Turn, model: str, tools: list[Message]) -> tuple[str, int]:
+    async def _system_prompt(
+        self, turn: Turn, model: str, tools: list[Message], recalled: Sequence[Recalled] = ()
+    ) -> tuple[str, int]:
         """The system prompt and the tokens it takes, tool schemas included (they ride along in
-        every request and take room from the history too)."""
+        every request and take room from the history too), with what was recalled for the turn
+        (estimated: it changes every turn, the rest is counted once and kept)."""
         now = self._clock().astimezone(self._config.timezone)
         system = system_prompt(now, user_name=turn.user_name, tools=bool(tools))
         tokens = self._prompt_tokens.get((model, system))
@@ -279,6 +314,11 @@ class Agent:
                 self._prompt_tokens.clear()
             tokens = await self._llm.count_tokens([{"role": "system", "content": system}], model=model)
             self._prompt_tokens[(model, system)] = tokens
+        group = turn.telegram_chat_id is not None and turn.telegram_chat_id != turn.user_id
+        remembered = memory_section([r.episode for r in recalled], self._config.timezone, group=group)
+        if remembered is not None:
+            system = f"{system}\n\n{remembered}"
+            tokens += _text_tokens(remembered)
         return system, tokens + self._size_of(tools)
 
     def _size_of(self, tools: list[Message]) -> int:
@@ -346,11 +386,38 @@ class Agent:
         await self._store.conversations.append(session_id, *rows)
 
     async def _finish(
-        self, session_id: int, text: str, total: Usage, completion: Completion | None, turn: Turn
+        self,
+        session_id: int,
+        text: str,
+        total: Usage,
+        completion: Completion | None,
+        turn: Turn,
+        memory: _Remembering,
     ) -> Reply:
+        """Store the answer, and the exchange as episodes of the turn's owner, in one transaction."""
         message = {"role": "assistant", "content": text}
         unrecorded = completion is not None and not completion.tool_calls
-        (message_id,) = await self._store.conversations.append(
+        group = memory.owner.startswith("chat:")
+        asked = {"telegram_message_id": turn.message_id, "update_id": turn.update_id}
+        exchange = Exchange(
+            owner=memory.owner,
+            question=NewEpisode(
+                turn.text,
+                speaker=(turn.user_name or "user") if group else "user",
+                session_id=session_id,
+                created_at=memory.asked_at,
+                meta={k: v for k, v in asked.items() if v is not None},
+            ),
+            answer=NewEpisode(
+                text,
+                speaker="assistant",
+                session_id=session_id,
+                created_at=self._clock(),
+                meta={"tools": memory.tools} if memory.tools else None,
+            ),
+            recalled_ids=memory.recalled,
+        )
+        message_id = await self._store.conversations.add_answer(
             session_id,
             NewMessage(
                 role="assistant",
@@ -360,6 +427,7 @@ class Agent:
                 completion_tokens=completion.usage.completion_tokens if completion else None,
             ),
             usage=self._usage(completion, turn, session_id) if completion and unrecorded else None,
+            exchange=exchange,
         )
         return Reply(text=text, message_id=message_id, usage=total)
 

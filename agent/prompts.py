@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Sequence
+from datetime import datetime, tzinfo
+
+from memory.types import EpisodeView
 
 PERSONA = """\
 You are omni, a personal assistant people talk to on Telegram and in the terminal.
@@ -31,3 +34,26 @@ def system_prompt(now: datetime, *, user_name: str | None = None, tools: bool = 
         clean = " ".join(user_name.split())[:64]
         parts.append(f"You are talking with {clean}.")
     return "\n\n".join(parts)
+
+
+MEMORY_HEADER = (
+    "Things you remember from earlier conversations with this {who} (the date each was said; "
+    "use them when they help, and say so if they seem out of date):"
+)
+SPEAKERS = {"user": "they said", "assistant": "you said"}
+
+
+def memory_section(
+    recalled: Sequence[EpisodeView], zone: tzinfo | None, *, group: bool = False
+) -> str | None:
+    """Recalled episodes for the system prompt, oldest first, with date, weekday and speaker;
+    None when nothing was recalled."""
+    if not recalled:
+        return None
+    lines = [MEMORY_HEADER.format(who="group" if group else "user")]
+    for episode in sorted(recalled, key=lambda e: e.created_at):
+        when = episode.created_at.astimezone(zone)
+        speaker = SPEAKERS.get(episode.speaker) or " ".join(episode.speaker.split())[:64] + " said"
+        text = " ".join(episode.text.split())
+        lines.append(f"- {when:%Y-%m-%d} ({when:%A}), {speaker}: {text}")
+    return "\n".join(lines)

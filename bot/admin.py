@@ -54,10 +54,11 @@ def _size(num: int | None) -> str:
 
 @admin_only
 async def cmd_status(update: Update, context: OmniContext) -> None:
-    """/status: uptime, model, users, sessions, messages today, database size, version."""
+    """/status: uptime, model, users, sessions, messages today, memory, database size, version."""
     deps = context.deps
     counts = await deps.store.conversations.stats()
     users = await deps.store.users.count()
+    episodes = await deps.store.episodes.count()
     extra: dict[str, Any] = await deps.agent.stats()
     lines = [
         f"omni {__version__}",
@@ -66,6 +67,7 @@ async def cmd_status(update: Update, context: OmniContext) -> None:
         f"users: {users}",
         f"chats: {counts['chats']}, sessions: {counts['sessions']}",
         f"messages: {counts['messages']} ({counts['messages_today']} today)",
+        f"memory: {episodes} episodes",
         f"database: {_size(deps.store.database_bytes())}",
         f"replies in progress: {deps.chats.busy()}",
     ]

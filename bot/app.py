@@ -11,6 +11,7 @@ from pydantic import SecretStr
 from telegram import Update
 from telegram.ext import (
     Application,
+    CallbackQueryHandler,
     CommandHandler,
     ContextTypes,
     MessageHandler,
@@ -60,11 +61,16 @@ def build_application(token: SecretStr, api_url: str, deps: BotDeps) -> OmniAppl
     )
     app.bot_data["deps"] = deps
     app.bot_data["poll_request"] = poll_request
+    # Button presses come before the gate (which passes only messages); they check access themselves.
+    app.add_handler(CallbackQueryHandler(commands.on_memory_page, pattern=commands.PAGE_BUTTON), group=-2)
+    app.add_handler(CallbackQueryHandler(commands.on_forget_button, pattern=commands.FORGET_BUTTON), group=-2)
     app.add_handler(TypeHandler(Update, access.gate), group=-1)
     app.add_handler(CommandHandler(["start", "help"], commands.cmd_help))
     app.add_handler(CommandHandler(["new", "reset"], commands.cmd_new))
     app.add_handler(CommandHandler("stop", commands.cmd_stop))
     app.add_handler(CommandHandler("usage", commands.cmd_usage))
+    app.add_handler(CommandHandler("memory", commands.cmd_memory))
+    app.add_handler(CommandHandler("forget", commands.cmd_forget))
     app.add_handler(CommandHandler("status", admin.cmd_status))
     app.add_handler(CommandHandler("allow", admin.cmd_allow))
     app.add_handler(CommandHandler("deny", admin.cmd_deny))

@@ -1,20 +1,40 @@
-"""Users' commands: /start /help /new /reset /stop /usage, and the hint for unknown ones."""
+"""Users' commands: /start /help /new /reset /stop /memory /forget /usage, the hint for unknown
+ones, and the inline buttons of /memory (paging) and /forget all (confirmation)."""
 
 from __future__ import annotations
 
+import contextlib
 import html
+import re
+import secrets
+import time
+from dataclasses import dataclass
 
-from telegram import BotCommand, Update
+from telegram import (
+    BotCommand,
+    CallbackQuery,
+    Chat,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Update,
+    User,
+)
+from telegram.constants import ChatType, ParseMode
+from telegram.error import TelegramError
 
 from bot import delivery
-from bot.chat import enqueue
+from bot.chat import BUSY_NOTICE, Job, enqueue
 from bot.context import OmniContext
+from memory.episodes import owner_for
+from memory.types import EpisodeView
 
 USER_COMMANDS = [
     BotCommand("start", "What I can do"),
     BotCommand("help", "What I can do and your commands"),
     BotCommand("new", "Start a fresh conversation"),
     BotCommand("stop", "Cancel the reply I'm working on"),
+    BotCommand("memory", "What I remember about you"),
+    BotCommand("forget", "Forget a memory: /forget <id> or /forget all"),
     BotCommand("usage", "Your tokens and cost"),
 ]
 ADMIN_COMMANDS = [
@@ -47,7 +67,7 @@ async def cmd_help(update: Update, context: OmniContext) -> None:
     is_admin = context.deps.access.is_admin(user.id)
     text = (
         f"Hi {html.escape(user.first_name)}! I'm your personal assistant. Write to me and I'll answer; "
-        "I remember our conversation until you start a new one.\n\n"
+        "I remember what we talk about, even after /new: /memory shows what I keep, /forget removes it.\n\n"
         f"Your user id: <code>{user.id}</code>{' (admin)' if is_admin else ''}\n\n"
         f"<b>Commands</b>\n{_command_lines(is_admin)}"
     )
@@ -99,3 +119,210 @@ async def on_unknown_command(update: Update, context: OmniContext) -> None:
     message = update.message
     command = (message.text or "").split()[0] if message is not None else "that"
     await reply(update, context, f"I don't know the command {command}. Send /help to see what I can do.")
+
+
+# -- memory: /memory, /forget and their buttons ------------------------------------------------
+#
+# Button presses (callback queries) are handled in group -2, before the gate, which lets only
+# messages through; so each press is checked here: the presser may use the bot and is the person
+# who asked (their id travels in the callback data).
+
+MEMORY_PAGE = 10  # 10 lines of <= ~200 characters: a page always fits one message
+SNIPPET_CHARS = 150
+SPEAKER_CHARS = 24
+CONFIRM_TTL_S = 300.0  # a "forget everything?" button goes stale after this long, or once used
+PAGE_BUTTON = re.compile(r"^mem:(?P<asker>\d+):(?P<offset>\d+)$")
+FORGET_BUTTON = re.compile(r"^(?P<action>fa|fc):(?P<asker>\d+):(?P<token>[0-9a-f]+)$")
+_EPISODE_ID = re.compile(r"#?(\d{1,18})", re.ASCII)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_PENDING_KEY = "forget_all"
+EMPTY_MEMORY = (
+    "I don't remember anything about {whom} yet. As we talk, what is said here becomes memory "
+    "I can recall later, even after /new; /memory shows it and /forget removes it."
+)
+FORGET_USAGE = "Usage: /forget <id> (the number /memory shows), or /forget all"
+NOT_YOURS = "Only the person who asked can use these buttons."
+STALE = "This question has expired. Send /forget all again."
+
+
+@dataclass(frozen=True, slots=True)
+class _PendingForget:
+    """An unanswered "forget everything?": valid once, for its token, until ``expires``."""
+
+    token: str
+    owner: str
+    expires: float  # time.monotonic()
+
+
+def _owner(chat: Chat, user: User) -> str:
+    return owner_for(user.id, chat.id, chat.type == ChatType.PRIVATE, f"tg:{chat.id}")
+
+
+def _whom(chat: Chat) -> str:
+    return "you" if chat.type == ChatType.PRIVATE else "this chat"
+
+
+def _memories(count: int) -> str:
+    return f"{count} memory" if count == 1 else f"{count} memories"
+
+
+def _shorten(text: str, limit: int) -> str:
+    flat = " ".join(_CONTROL.sub(" ", text).split())
+    return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"
+
+
+def _memory_line(episode: EpisodeView) -> str:
+    speaker = html.escape(_shorten(episode.speaker, SPEAKER_CHARS), quote=False)
+    text = html.escape(_shorten(episode.text, SNIPPET_CHARS), quote=False)
+    return f"<code>#{episode.id}</code> {episode.created_at:%Y-%m-%d} {speaker}: {text}"
+
+
+async def _memory_view(
+    context: OmniContext, chat: Chat, user: User, offset: int
+) -> tuple[str, InlineKeyboardMarkup | None]:
+    """One page of /memory (HTML) and its paging buttons, starting ``offset`` episodes in."""
+    owner, episodes = _owner(chat, user), context.deps.store.episodes
+    page, total = await episodes.listing(owner, limit=MEMORY_PAGE, offset=offset)
+    if not page and total:  # paged past the end (memories were forgotten meanwhile)
+        offset = (total - 1) // MEMORY_PAGE * MEMORY_PAGE
+        page, total = await episodes.listing(owner, limit=MEMORY_PAGE, offset=offset)
+    if not page:
+        return html.escape(EMPTY_MEMORY.format(whom=_whom(chat))), None
+    head = f"<b>What I remember about {_whom(chat)}</b> ({offset + 1}–{offset + len(page)} of {total})"
+    foot = "Forget one with /forget &lt;id&gt;, or everything with /forget all."
+    text = "\n".join([head, *(_memory_line(e) for e in page), "", foot])
+    buttons = []
+    if offset > 0:
+        buttons.append(InlineKeyboardButton("‹ newer", callback_data=f"mem:{user.id}:{offset - MEMORY_PAGE}"))
+    if offset + len(page) < total:
+        buttons.append(InlineKeyboardButton("older ›", callback_data=f"mem:{user.id}:{offset + len(page)}"))
+    return text, InlineKeyboardMarkup([buttons]) if buttons else None
+
+
+async def _send_with_buttons(
+    context: OmniContext, chat_id: int, text: str, buttons: InlineKeyboardMarkup | None
+) -> None:
+    # delivery.send_text has no reply_markup; these texts are built here, valid HTML by construction.
+    await context.bot.send_message(chat_id, text, parse_mode=ParseMode.HTML, reply_markup=buttons)
+
+
+async def cmd_memory(update: Update, context: OmniContext) -> None:
+    """/memory: what the bot remembers about the caller (a group: about the group), paged."""
+    chat, user = update.effective_chat, update.effective_user
+    assert chat is not None and user is not None
+    text, buttons = await _memory_view(context, chat, user, 0)
+    await _send_with_buttons(context, chat.id, text, buttons)
+
+
+async def cmd_forget(update: Update, context: OmniContext) -> None:
+    """/forget <id>: delete one of the caller's memories. /forget all: ask first, with buttons."""
+    chat, user = update.effective_chat, update.effective_user
+    assert chat is not None and user is not None
+    args = context.args or []
+    if len(args) == 1 and args[0].lower() == "all":
+        await _ask_forget_all(context, chat, user)
+        return
+    match = _EPISODE_ID.fullmatch(args[0]) if len(args) == 1 else None
+    if match is None:
+        await reply(update, context, FORGET_USAGE)
+        return
+    episode_id = int(match.group(1))
+    if await context.deps.store.episodes.forget(_owner(chat, user), episode_id):
+        await reply(update, context, f"Forgotten: 1 memory (#{episode_id}).")
+    else:
+        await reply(update, context, f"Memory #{episode_id} not found. /memory lists yours with their ids.")
+
+
+async def _ask_forget_all(context: OmniContext, chat: Chat, user: User) -> None:
+    owner = _owner(chat, user)
+    _, total = await context.deps.store.episodes.listing(owner, limit=1)
+    token = secrets.token_hex(4)
+    assert context.user_data is not None  # PTB keeps user_data for every update with a sender
+    context.user_data[_PENDING_KEY] = _PendingForget(token, owner, time.monotonic() + CONFIRM_TTL_S)
+    buttons = InlineKeyboardMarkup(
+        [
+            [
+                InlineKeyboardButton("Yes, forget everything", callback_data=f"fa:{user.id}:{token}"),
+                InlineKeyboardButton("Cancel", callback_data=f"fc:{user.id}:{token}"),
+            ]
+        ]
+    )
+    text = (
+        f"Forget everything I remember about {_whom(chat)} ({_memories(total)}) and our conversation "
+        "history? This cannot be undone."
+    )
+    await _send_with_buttons(context, chat.id, text, buttons)
+
+
+async def _press(update: Update, context: OmniContext, pattern: re.Pattern[str]) -> re.Match[str] | None:
+    """The button's data if the press may act: an allowed user, pressing their own button."""
+    query = update.callback_query
+    assert query is not None  # CallbackQueryHandler
+    match = pattern.match(query.data or "")
+    if match is None or query.message is None or not context.deps.access.allows(query.from_user.id):
+        await query.answer()
+        return None
+    if int(match["asker"]) != query.from_user.id:
+        await query.answer(NOT_YOURS, show_alert=True)
+        return None
+    return match
+
+
+async def on_memory_page(update: Update, context: OmniContext) -> None:
+    """The "older ›" / "‹ newer" buttons under /memory: show that page in the same message."""
+    match = await _press(update, context, PAGE_BUTTON)
+    if match is None:
+        return
+    query = update.callback_query
+    assert query is not None and query.message is not None  # checked by _press
+    text, buttons = await _memory_view(context, query.message.chat, query.from_user, int(match["offset"]))
+    await query.answer()
+    with contextlib.suppress(TelegramError):  # "message is not modified": a double press
+        await query.edit_message_text(text, parse_mode=ParseMode.HTML, reply_markup=buttons)
+
+
+async def on_forget_button(update: Update, context: OmniContext) -> None:
+    """The "Yes, forget everything" / "Cancel" buttons under /forget all: valid once, for minutes."""
+    match = await _press(update, context, FORGET_BUTTON)
+    if match is None:
+        return
+    query = update.callback_query
+    assert query is not None and context.user_data is not None
+    pending = context.user_data.get(_PENDING_KEY)
+    if (
+        not isinstance(pending, _PendingForget)
+        or pending.token != match["token"]
+        or time.monotonic() > pending.expires
+    ):
+        await query.answer(STALE, show_alert=True)
+        with contextlib.suppress(TelegramError):
+            await query.edit_message_reply_markup(None)
+        return
+    del context.user_data[_PENDING_KEY]
+    if match["action"] == "fc":
+        await query.answer()
+        await query.edit_message_text("Cancelled. I still remember everything.")
+        return
+    await _forget_all(update, context, query, pending)
+
+
+async def _forget_all(
+    update: Update, context: OmniContext, query: CallbackQuery, pending: _PendingForget
+) -> None:
+    """Forget in the chat's order, after the replies being worked on (they would write more)."""
+    assert query.message is not None
+    chat = query.message.chat
+    deps = context.deps
+
+    async def work() -> None:
+        forgotten = await deps.store.episodes.forget_all(pending.owner)
+        # The chat's sessions are gone: start a fresh one (and drop the agent's cached id).
+        await deps.agent.new_session(f"tg:{chat.id}", telegram_chat_id=chat.id)
+        await query.edit_message_text(f"Done: I forgot {_memories(forgotten)} and our conversation history.")
+
+    if deps.chats.submit(chat.id, Job(update, work)):
+        await query.answer("Forgetting…")
+    else:
+        assert context.user_data is not None
+        context.user_data[_PENDING_KEY] = pending  # not done: the button still works
+        await query.answer(BUSY_NOTICE, show_alert=True)

@@ -10,9 +10,14 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from memory.episodes import Episodes, owner_for
     from memory.errors import NotFound, StoreError, StoreUnavailable
+    from memory.recall import Recalled, two_phase_recall
     from memory.store import Store, open_store
     from memory.types import (
+        EpisodeView,
+        Exchange,
+        NewEpisode,
         NewMessage,
         PendingUpdate,
         SessionRef,
@@ -23,6 +28,13 @@ if TYPE_CHECKING:
     )
 
 _WHERE = {
+    "Episodes": "memory.episodes",
+    "owner_for": "memory.episodes",
+    "Recalled": "memory.recall",
+    "two_phase_recall": "memory.recall",
+    "EpisodeView": "memory.types",
+    "Exchange": "memory.types",
+    "NewEpisode": "memory.types",
     "NotFound": "memory.errors",
     "StoreError": "memory.errors",
     "StoreUnavailable": "memory.errors",
@@ -37,6 +49,13 @@ _WHERE = {
     "UserRecord": "memory.types",
 }
 __all__ = [
+    "EpisodeView",
+    "Episodes",
+    "Exchange",
+    "NewEpisode",
+    "Recalled",
+    "owner_for",
+    "two_phase_recall",
     "NewMessage",
     "NotFound",
     "PendingUpdate",

@@ -7,6 +7,7 @@ starting at a user message so tool results never lose the call they answer.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,8 +15,9 @@ from sqlalchemy import CursorResult, Select, bindparam, func, insert, or_, selec
 
 from memory.connection import Conn
 from memory.db import Database
+from memory.episodes import insert_episodes, record_recalls, with_context
 from memory.models import Chat, Message, Session, Usage, User
-from memory.types import Asked, NewMessage, SessionRef, StoredMessage, UsageRecord
+from memory.types import Asked, Exchange, NewMessage, SessionRef, StoredMessage, UsageRecord
 from memory.usage import usage_values
 
 _WINDOW_COLUMNS = (
@@ -225,6 +227,30 @@ class Conversations:
             if usage is not None:
                 await conn.execute(_INSERT_USAGE, usage_values(usage))
             return ids
+
+    async def add_answer(
+        self,
+        session_id: int,
+        message: NewMessage,
+        *,
+        usage: UsageRecord | None = None,
+        exchange: Exchange | None = None,
+    ) -> int:
+        """Store an answer, the LLM call that produced it, and (``exchange``) its question and
+        itself as episodes with the episodes recalled for it, in one transaction: after a crash
+        there is never an answer without its episodes nor an episode without its answer. The
+        answer episode's meta gets the answer's ``message_id``. Returns that id."""
+        async with self._db.transaction() as conn:
+            message_id = _new_id(await conn.execute(_INSERT_MESSAGE, _values(session_id, message)))
+            if usage is not None:
+                await conn.execute(_INSERT_USAGE, usage_values(usage))
+            if exchange is not None:
+                answer = replace(
+                    exchange.answer, meta={**(exchange.answer.meta or {}), "message_id": message_id}
+                )
+                await insert_episodes(conn, exchange.owner, with_context([exchange.question, answer]))
+                await record_recalls(conn, message_id, exchange.recalled_ids)
+            return message_id
 
     async def add_question(
         self, session_id: int, message: NewMessage, *, window_tokens: int | None = None

@@ -32,11 +32,14 @@ BUSY_TIMEOUT_MS = 5_000
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # WAL lets readers run beside the writer; busy_timeout waits out a concurrent writer
     # instead of failing at once; SQLite leaves foreign keys off unless asked per connection.
+    # secure_delete zeroes what a delete frees, so forgotten text does not linger in free pages
+    # (memory/episodes.py: forget).
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA secure_delete=ON")
     cursor.close()
 
 

@@ -20,10 +20,12 @@ log = logging.getLogger(__name__)
 
 # The newest revision in migrations/versions; a test keeps the two in step. It lets start-up
 # skip importing Alembic when the database is already current.
-HEAD_REVISION = "0001_initial"
+HEAD_REVISION = "0002_episodes"
 # The tables the head schema has (the models' tables; a test keeps them in step), so a
 # database stamped at head but emptied or half-restored is refused at start, not mid-chat.
-HEAD_TABLES = frozenset({"users", "chats", "sessions", "messages", "updates", "episodes", "usage", "kv"})
+HEAD_TABLES = frozenset(
+    {"users", "chats", "sessions", "messages", "updates", "episodes", "answer_recalls", "usage", "kv"}
+)
 SQLITE_TABLES = frozenset({"episodes_fts"})  # the full-text index exists on SQLite only
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"

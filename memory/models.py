@@ -124,22 +124,42 @@ class InboundUpdate(Base):
 
 
 class Episode(Base):
-    """A unit of episodic memory; ``q`` is its learned utility, nudged by feedback."""
+    """A unit of episodic memory; ``q`` is its learned utility, nudged by feedback.
+
+    ``owner_key`` scopes it (``user:<id>``, ``chat:<id>``, ``local:<name>``: memory/episodes.py);
+    ``context`` is the neighbouring turn's text, indexed beside ``text`` and ``speaker`` (FTS5,
+    migrations/versions/0002_episodes.py) so a question and its answer find each other.
+    """
 
     __tablename__ = "episodes"
-    __table_args__ = (Index("ix_episodes_user_id_created_at", "user_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_episodes_user_id_created_at", "user_id", "created_at"),
+        Index("ix_episodes_owner_key_created_at", "owner_key", "created_at"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
-    owner_key: Mapped[str | None] = mapped_column(String(128), index=True)  # non-Telegram owners
+    owner_key: Mapped[str | None] = mapped_column(String(128))
     session_id: Mapped[int | None] = mapped_column(ForeignKey("sessions.id", ondelete="SET NULL"))
+    speaker: Mapped[str] = mapped_column(String(64), default="user", server_default="user")
     text: Mapped[str] = mapped_column(Text)
+    context: Mapped[str | None] = mapped_column(Text)
     q: Mapped[float] = mapped_column(Float, default=0.5, server_default="0.5")
     recall_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     last_recalled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     meta: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     embedding: Mapped[list[Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = _now()
+
+
+class AnswerRecall(Base):
+    """An episode recalled into the prompt of an answer: what feedback on that answer rewards."""
+
+    __tablename__ = "answer_recalls"
+    __table_args__ = (Index("ix_answer_recalls_episode_id", "episode_id"),)
+
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True)
+    episode_id: Mapped[int] = mapped_column(ForeignKey("episodes.id", ondelete="CASCADE"), primary_key=True)
 
 
 class Usage(Base):

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from types import TracebackType
+from typing import Any
 
 from memory.conversations import Conversations
 from memory.db import Database
+from memory.episodes import Episodes
 from memory.kv import KeyValues
+from memory.recall import Recalled, two_phase_recall
 from memory.updates import UpdateLedger
 from memory.usage import UsageLog
 from memory.users import Users
@@ -22,6 +25,11 @@ class Store:
         self.updates = UpdateLedger(self.db)
         self.usage = UsageLog(self.db)
         self.kv = KeyValues(self.db)
+        self.episodes = Episodes(self.db)
+
+    async def recall(self, owner: str, query: str, **kw: Any) -> list[Recalled]:
+        """:func:`memory.recall.two_phase_recall` on this store."""
+        return await two_phase_recall(self, owner, query, **kw)
 
     def database_bytes(self) -> int | None:
         """Size on disk of an SQLite database (with its WAL), None elsewhere."""

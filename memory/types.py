@@ -111,3 +111,42 @@ class UsageTotals:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class EpisodeView:
+    """One episode of someone's memory, as recall and /memory see it."""
+
+    id: int
+    owner: str
+    speaker: str  # "user" | "assistant" | a person's name (bench, groups)
+    text: str
+    created_at: datetime  # aware, UTC
+    q: float  # learned utility in [0, 1], nudged by feedback
+    recall_count: int
+    session_id: int | None
+    meta: dict[str, Any]  # e.g. {"turn_id": "D1:3"} for the bench, Telegram message ids
+
+
+@dataclass(frozen=True, slots=True)
+class NewEpisode:
+    """An episode to store. ``context`` is what the full-text index sees beside the text (the
+    neighbouring turns); None lets ``Episodes.add_many`` take it from the neighbouring items."""
+
+    text: str
+    speaker: str = "user"
+    session_id: int | None = None
+    created_at: datetime | None = None  # None: now
+    meta: dict[str, Any] | None = None
+    context: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Exchange:
+    """A question and its answer, stored as episodes of ``owner`` with the answer's message
+    (``Conversations.add_answer``), and the episodes recalled into that answer's prompt."""
+
+    owner: str
+    question: NewEpisode
+    answer: NewEpisode
+    recalled_ids: tuple[int, ...] = ()

@@ -7,6 +7,10 @@ below ``offset`` are confirmed and dropped, the rest are delivered again until c
 with the real server's rules (``telegram_rules``: only Telegram's tags, balanced, known
 entities) and answer 400 "Bad Request: can't parse entities: ..." otherwise.
 
+Inline keyboards: ``push_callback`` presses a button of a message the bot sent (a
+``callback_query`` update), ``buttons`` reads a message's current keyboard (after edits), and
+``answerCallbackQuery`` calls are kept in ``callback_answers``.
+
 Tests drive it through Python (``push_text``, ``sent``, ``wait_for_messages``, ``fail_next``) when
 it runs in their process, or through ``/_control/...`` endpoints from another process. It is
 thread-safe: the server may run in a thread (``serve_in_thread``) while a test thread waits.
@@ -86,6 +90,9 @@ class FakeTelegram:
         self.push_times: dict[int, float] = {}
         self.chat_actions: list[tuple[int, str]] = []
         self.commands: dict[str, list[dict[str, Any]]] = {}
+        self.callback_answers: list[dict[str, Any]] = []
+        self._markups: dict[tuple[int, int], Any] = {}  # (chat, message) -> its inline keyboard
+        self._next_callback_id = 1
         self.app = Starlette(
             routes=[
                 Route("/bot{token}/{method}", self._api, methods=["GET", "POST"]),
@@ -158,6 +165,46 @@ class FakeTelegram:
     def push_text(self, user_id: int, text: str, chat_id: int | None = None, **kwargs: Any) -> int:
         """A user writes ``text``; returns the update id."""
         return self.push_update({"message": self.message(user_id, text, chat_id, **kwargs)})
+
+    def push_callback(self, user_id: int, data: str, message: Sent, *, first_name: str = "Ana") -> int:
+        """A user presses the button carrying ``data`` under ``message``; returns the update id."""
+        with self._lock:
+            callback_id = str(self._next_callback_id)
+            self._next_callback_id += 1
+        chat: dict[str, Any] = {"id": message.chat_id, "type": "private" if message.chat_id > 0 else "group"}
+        chat.update({"first_name": first_name} if message.chat_id > 0 else {"title": "A group"})
+        query = {
+            "id": callback_id,
+            "from": {"id": user_id, "is_bot": False, "first_name": first_name},
+            "chat_instance": str(message.chat_id),
+            "data": data,
+            "message": {
+                "message_id": message.message_id,
+                "date": int(time.time()),
+                "chat": chat,
+                "from": self._bot_user(),
+                "text": message.text,
+            },
+        }
+        return self.push_update({"callback_query": query})
+
+    def buttons(self, message: Sent) -> list[tuple[str, str]]:
+        """The (text, callback_data) of the inline buttons now under ``message``, row by row."""
+        with self._lock:
+            markup = self._markups.get((message.chat_id, message.message_id)) or {}
+        rows = markup.get("inline_keyboard") or []
+        return [(b["text"], b.get("callback_data", "")) for row in rows for b in row]
+
+    async def callback_answer(self, n: int, within: float = 20.0) -> dict[str, Any]:
+        """The ``n``-th answerCallbackQuery call (1-based), once it happened."""
+        deadline = time.monotonic() + within
+        while True:
+            with self._lock:
+                if len(self.callback_answers) >= n:
+                    return self.callback_answers[n - 1]
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"expected {n} callback answers, got {len(self.callback_answers)}")
+            await asyncio.sleep(0.01)
 
     def fail_next(
         self,
@@ -326,6 +373,7 @@ class FakeTelegram:
                 message_id = self._next_message_id
                 self._next_message_id += 1
             chat_id = int(params["chat_id"])
+            self._markups[(chat_id, message_id)] = params.get("reply_markup")
             self.sent.append(
                 Sent(
                     method,
@@ -365,6 +413,24 @@ class FakeTelegram:
 
     async def _edit_message_text(self, params: dict[str, Any]) -> Any:
         return self._record("editMessageText", params, self._check_text(params), int(params["message_id"]))
+
+    async def _answer_callback_query(self, params: dict[str, Any]) -> Any:
+        if not params.get("callback_query_id"):
+            raise _ApiError(400, "Bad Request: query is empty")
+        with self._lock:
+            self.callback_answers.append(params)
+        return True
+
+    async def _edit_message_reply_markup(self, params: dict[str, Any]) -> Any:
+        chat_id, message_id = int(params["chat_id"]), int(params["message_id"])
+        with self._lock:
+            self._markups[(chat_id, message_id)] = params.get("reply_markup")
+        return {
+            "message_id": message_id,
+            "date": int(time.time()),
+            "chat": {"id": chat_id, "type": "private" if chat_id > 0 else "group"},
+            "from": self._bot_user(),
+        }
 
     async def _send_chat_action(self, params: dict[str, Any]) -> Any:
         with self._lock:
@@ -427,6 +493,7 @@ class FakeTelegram:
             self.calls.clear()
             self.get_updates_times.clear()
             self.chat_actions.clear()
+            self.callback_answers.clear()
             self._failures.clear()
         return JSONResponse({"ok": True})
 
@@ -450,6 +517,8 @@ _METHODS = {
     "sendMessage": FakeTelegram._send_message,
     "editMessageText": FakeTelegram._edit_message_text,
     "sendChatAction": FakeTelegram._send_chat_action,
+    "answerCallbackQuery": FakeTelegram._answer_callback_query,
+    "editMessageReplyMarkup": FakeTelegram._edit_message_reply_markup,
     "setMyCommands": FakeTelegram._set_my_commands,
     "getMyCommands": FakeTelegram._get_my_commands,
     "deleteMessage": FakeTelegram._true,
