@@ -12,9 +12,16 @@ shared machine's speed drifts by tens of percent over minutes; this way both see
    "reply received" (sendMessage at the fake), and the bot process's CPU time per message;
 4. 50 users writing at once with a 1 s LLM: wall time until all 50 replies, three rounds in
    turns, the median;
-5. memory: RSS after 100 messages and after 1,000 (the rest sent 25 users at a time).
+5. one user, many messages in a row (the personal-assistant case: one history that grows, and
+   memory recalled on every turn): ``--one-user`` messages from one user, in blocks of 20
+   taking turns with the floor;
+6. a long memory (omni only): a user seeded with ``--episodes`` episodes before the start and
+   a user with none take turns (blocks of 20 each); the difference of their p50s is what a
+   long memory adds to a message;
+7. memory: RSS after 100 messages and after 1,000 (the rest sent 25 users at a time).
 
-    python bench/bot_latency.py [--messages 200] [--users 50] [--total 1000] [--json]
+    python bench/bot_latency.py [--messages 200] [--one-user 300] [--episodes 10000]
+                                [--users 50] [--total 1000] [--json]
 
 With ``--json`` the last line is one JSON object with both bots' figures and the ratios.
 """
@@ -49,6 +56,8 @@ TURN = 20  # sequential messages a bot gets before the other bot's turn
 USERS_ROUNDS = 3  # the 50-users test, taken in turns; the median is reported
 FILL_BATCH = 25
 REPLY_TIMEOUT_S = 120.0
+ONE_USER = 42
+LONG_MEMORY_USER, NO_MEMORY_USER = 43, 44
 
 
 @dataclass
@@ -61,6 +70,8 @@ class Figures:
     rss_1000_mb: float
     children_rss_mb: float
     cpu_ms_per_message: float
+    one_user_p50_ms: float
+    one_user_p95_ms: float
 
     @property
     def growth(self) -> float:
@@ -152,6 +163,7 @@ class _Tally:
     cpu_s: float = 0.0
     users: list[float] = field(default_factory=list)
     rss_100: float = 0.0
+    one_user: list[float] = field(default_factory=list)
 
 
 def _measure(bots: list[Bot], args: argparse.Namespace) -> dict[str, Figures]:
@@ -171,6 +183,10 @@ def _measure(bots: list[Bot], args: argparse.Namespace) -> dict[str, Figures]:
                 if bot.handled == 100:
                     t.rss_100 = _rss_mb(bot.pid)
             t.cpu_s += _cpu_s(bot.pid) - cpu_before
+    for first in range(0, args.one_user, TURN):
+        for bot in bots:
+            for i in range(first, min(first + TURN, args.one_user)):
+                tally[bot.name].one_user.append(bot.one(ONE_USER, f"note {i}: the plan for today"))
     for rnd in range(USERS_ROUNDS):
         for bot in bots:
             bot.llm.default_delay = args.llm_delay
@@ -186,6 +202,7 @@ def _measure(bots: list[Bot], args: argparse.Namespace) -> dict[str, Figures]:
             next_user += batch
         t = tally[bot.name]
         q = statistics.quantiles(t.latencies, n=100)
+        q1 = statistics.quantiles(t.one_user, n=100)
         figures[bot.name] = Figures(
             start_to_first_poll_s=t.start_s,
             p50_ms=statistics.median(t.latencies),
@@ -195,8 +212,54 @@ def _measure(bots: list[Bot], args: argparse.Namespace) -> dict[str, Figures]:
             rss_1000_mb=_rss_mb(bot.pid),
             children_rss_mb=_children_rss_mb(bot.pid),
             cpu_ms_per_message=t.cpu_s * 1000 / args.messages,
+            one_user_p50_ms=statistics.median(t.one_user),
+            one_user_p95_ms=q1[94],
         )
     return figures
+
+
+def _long_memory(omni: Bot, args: argparse.Namespace) -> dict[str, float]:
+    """p50 of a user with ``--episodes`` episodes and of one with none, taking turns."""
+    times: dict[int, list[float]] = {LONG_MEMORY_USER: [], NO_MEMORY_USER: []}
+    for first in range(0, args.messages, TURN):
+        for user in times:
+            for i in range(first, min(first + TURN, args.messages)):
+                times[user].append(omni.one(user, f"what did I say about the garden plan {i}?"))
+    with_memory = statistics.median(times[LONG_MEMORY_USER])
+    without = statistics.median(times[NO_MEMORY_USER])
+    return {"episodes": args.episodes, "p50_ms": with_memory, "p50_none_ms": without,
+            "added_p50_ms": with_memory - without}  # fmt: skip
+
+
+def _seed_episodes(url: str, owner: str, count: int) -> None:
+    """``count`` past turns of ``owner``: sentences over a Zipf-like vocabulary, so the
+    full-text index has long posting lists for common words and short ones for rare words."""
+    import asyncio
+    import random
+    from datetime import UTC, datetime, timedelta
+
+    from memory import open_store
+    from memory.types import NewEpisode
+
+    rng = random.Random(7)
+    words = [f"w{i}" for i in range(3000)] + ["garden", "plan", "said", "today", "note"] * 40
+    weights = [1 / (rank + 1) for rank in range(len(words))]
+    start = datetime(2025, 1, 1, tzinfo=UTC)
+
+    async def seed() -> None:
+        async with open_store(url) as store:
+            for first in range(0, count, 1000):
+                batch = [
+                    NewEpisode(
+                        text=" ".join(rng.choices(words, weights, k=rng.randint(6, 30))),
+                        speaker="user" if i % 2 == 0 else "assistant",
+                        created_at=start + timedelta(minutes=17 * i),
+                    )
+                    for i in range(first, min(first + 1000, count))
+                ]
+                await store.episodes.add_many(owner, batch)
+
+    asyncio.run(seed())
 
 
 def _env(data_dir: Path) -> dict[str, str]:
@@ -219,6 +282,7 @@ def _line(name: str, f: Figures) -> str:
     return (
         f"{name:>6}: start->first getUpdates {f.start_to_first_poll_s:.2f} s | per message "
         f"p50 {f.p50_ms:.1f} ms, p95 {f.p95_ms:.1f} ms, CPU {f.cpu_ms_per_message:.1f} ms | "
+        f"one user in a row p50 {f.one_user_p50_ms:.1f} ms, p95 {f.one_user_p95_ms:.1f} ms | "
         f"50 users at once {f.users_wall_s:.2f} s | "
         f"RSS {f.rss_100_mb:.0f} MB @100 -> {f.rss_1000_mb:.0f} MB @1000 ({f.growth:+.1%}; "
         f"child processes {f.children_rss_mb:.0f} MB)"
@@ -228,13 +292,15 @@ def _line(name: str, f: Figures) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=200, help="sequential messages (default 200)")
+    parser.add_argument("--one-user", type=int, default=300, help="one user's messages in a row (300)")
+    parser.add_argument("--episodes", type=int, default=10_000, help="the long memory's episodes (10000)")
     parser.add_argument("--users", type=int, default=50, help="users writing at once (default 50)")
     parser.add_argument("--llm-delay", type=float, default=1.0, help="LLM delay for the users test (s)")
     parser.add_argument("--total", type=int, default=1000, help="messages before the last RSS sample")
     parser.add_argument("--skip-floor", action="store_true", help="measure omni only")
     parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     args = parser.parse_args()
-    args.total = max(args.total, WARM_UP + args.messages + args.users)
+    args.total = max(args.total, WARM_UP + 2 * args.messages + args.one_user + USERS_ROUNDS * args.users)
 
     with ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="omni-bench-")))
@@ -243,6 +309,8 @@ def main() -> None:
         # Migrated beforehand: a restart, not a first install, is timed.
         migrate = [sys.executable, "-m", "omni", "db", "upgrade"]
         subprocess.run(migrate, env=omni.env, cwd=tmp, check=True, stdout=subprocess.DEVNULL)
+        url = f"sqlite+aiosqlite:///{tmp / 'data' / 'omni.db'}"
+        _seed_episodes(url, f"user:{LONG_MEMORY_USER}", args.episodes)
         bots = [omni]
         if not args.skip_floor:
             floor_cmd = [
@@ -258,10 +326,16 @@ def main() -> None:
             stack.callback(floor_bot.close)
             bots.append(floor_bot)
         results = _measure(bots, args)
+        long_memory = _long_memory(omni, args)
     for name, figures in results.items():
         print(_line(name, figures), flush=True)
+    print(
+        f"  omni: a user with {args.episodes} episodes p50 {long_memory['p50_ms']:.1f} ms vs "
+        f"{long_memory['p50_none_ms']:.1f} ms with none: {long_memory['added_p50_ms']:+.1f} ms a message"
+    )
 
     out: dict[str, Any] = {name: {**asdict(f), "rss_growth": f.growth} for name, f in results.items()}
+    out["long_memory"] = long_memory
     if "floor" in results:
         ours, floor = results["omni"], results["floor"]
         out["ratio"] = {
@@ -269,11 +343,13 @@ def main() -> None:
             "p95": ours.p95_ms / floor.p95_ms,
             "rss_1000": ours.rss_1000_mb / floor.rss_1000_mb,
             "cpu_per_message": ours.cpu_ms_per_message / floor.cpu_ms_per_message,
+            "one_user_p50": ours.one_user_p50_ms / floor.one_user_p50_ms,
         }
         print(
             f" ratio: p50 {out['ratio']['p50']:.2f}x, p95 {out['ratio']['p95']:.2f}x, "
             f"RSS@1000 {out['ratio']['rss_1000']:.2f}x, "
-            f"CPU per message {out['ratio']['cpu_per_message']:.2f}x the floor"
+            f"CPU per message {out['ratio']['cpu_per_message']:.2f}x, "
+            f"one user in a row p50 {out['ratio']['one_user_p50']:.2f}x the floor"
         )
     if args.json:
         print(json.dumps(out))
