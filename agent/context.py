@@ -1,46 +1,25 @@
-"""Fit a conversation into the model's prompt: system message first, newest history within budget."""
+"""The chat messages for one LLM call: the system prompt, then the session's window.
+
+The window comes from ``memory.conversations`` already cut to the budget and starting at a
+user message (that module owns both rules); this module only lays it out. A window that
+starts with a summary (compaction) has it folded into the system message: every provider
+accepts one system message first, not all accept more.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
 
+from agent.prompts import summary_section
 from memory.types import StoredMessage
 
 Message = dict[str, Any]
 
 
-def message_tokens(message: StoredMessage) -> int:
-    """The stored count, or an estimate for rows stored without one."""
-    if message.tokens > 0:
-        return message.tokens
-    return len(message.content or "") // 4 + len(str(message.tool_calls or "")) // 4 + 4
-
-
-def fit_window(window: Sequence[StoredMessage], budget: int) -> list[StoredMessage]:
-    """The newest messages whose tokens fit ``budget``, starting at a user message.
-
-    The newest message is always kept (the model must see what it answers), and the window
-    never opens with a tool result or an assistant tool call cut off from its question.
-    """
-    picked: list[StoredMessage] = []
-    used = 0
-    for message in reversed(window):
-        cost = message_tokens(message)
-        if picked and used + cost > budget:
-            break
-        picked.append(message)
-        used += cost
-    picked.reverse()
-    for i, message in enumerate(picked):
-        if message.role == "user":
-            return picked[i:]
-    return [m for m in picked[-1:] if m.role != "tool"]
-
-
-def build_messages(
-    system: str, window: Sequence[StoredMessage], *, budget: int, system_tokens: int = 0
-) -> list[Message]:
-    """The chat messages for the model: ``system``, then the history that fits what it leaves."""
-    history = fit_window(window, max(budget - system_tokens, 0))
+def build_messages(system: str, window: Sequence[StoredMessage]) -> list[Message]:
+    """``system`` (with the summary the window may start with), then the window's history."""
+    history = list(window)
+    if history and history[0].role == "system":
+        system = f"{system}\n\n{summary_section(history.pop(0).content or '')}"
     return [{"role": "system", "content": system}, *(m.to_llm() for m in history)]

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 
-from agent.llm import LiteLLMClient, RetryPolicy
+from agent.llm import LiteLLMClient, RetryPolicy, load_litellm
 from agent.loop import MODEL_KEY, Agent, AgentConfig, ToolProvider
 from agent.toolbox import ToolBox
+from memory.embedding_queue import EmbeddingQueue
 from memory.store import Store
 from omni.errors import SettingsError
 from omni.settings import Settings
@@ -60,6 +63,33 @@ async def open_agent(
         model=persisted if isinstance(persisted, str) and persisted else settings.llm_model,
         history_tokens=settings.history_tokens,
         max_tool_rounds=settings.max_tool_rounds,
-        tool_timeout=settings.tool_timeout,
     )
-    yield Agent(store, llm_client(settings, retry), config, tools=tools)
+    llm = llm_client(settings, retry)
+    async with embeddings(settings, store, llm), Agent(store, llm, config, tools=tools) as agent:
+        yield agent
+
+
+@asynccontextmanager
+async def embeddings(settings: Settings, store: Store, llm: LiteLLMClient) -> AsyncIterator[None]:
+    """With ``OMNI_EMBEDDING_MODEL`` set, for the block: recall embeds questions, and a
+    background queue embeds episodes. Without it, nothing (numpy is never imported)."""
+    model = settings.embedding_model
+    if not model:
+        yield
+        return
+    embed = partial(llm.embed, model=model)
+
+    async def attach_once_loaded() -> None:
+        # A question's embedding has a short deadline, which litellm's import (seconds, done
+        # in the background) must not eat: recall stays lexical until the client is loaded.
+        await load_litellm()
+        store.vectors.attach(embed)
+
+    attaching = asyncio.create_task(attach_once_loaded(), name="attach-embeddings")
+    try:
+        async with EmbeddingQueue(store, embed, model):
+            yield
+    finally:
+        attaching.cancel()
+        await asyncio.wait([attaching])
+        store.vectors.detach()

@@ -38,10 +38,6 @@ log = logging.getLogger(__name__)
 
 Message = dict[str, Any]
 
-# Texts up to this long are counted on the event loop (well under a millisecond): a thread
-# hand-off would cost more than the count. Longer ones go to a thread.
-INLINE_COUNT_CHARS = 2_000
-
 # HTTP statuses worth another try: timeout, conflict, too early, rate limit; 5xx below.
 _TRANSIENT_STATUS = frozenset({408, 409, 425, 429})
 
@@ -63,8 +59,6 @@ class LLMClient(Protocol):
     async def complete(
         self, messages: Sequence[Message], *, model: str, tools: Sequence[Message] | None = None
     ) -> Completion: ...
-
-    async def count_tokens(self, messages: Sequence[Message], *, model: str) -> int: ...
 
     def warm_up(self) -> None: ...
 
@@ -226,11 +220,31 @@ class LiteLLMClient:
         if tools:
             kwargs["tools"] = list(tools)
         started = time.perf_counter()
-        response = await self._call_with_retries(litellm, kwargs)
+        response = await self._call_with_retries(litellm.acompletion, kwargs)
         latency_ms = (time.perf_counter() - started) * 1000
         return _completion(litellm, response, model, latency_ms)
 
-    async def _call_with_retries(self, litellm: ModuleType, kwargs: dict[str, Any]) -> Any:
+    async def embed(self, texts: Sequence[str], *, model: str) -> list[list[float]]:
+        """One vector per text, in order (litellm ``aembedding``): the same endpoint, key,
+        timeout and retries as completions; failures become the same domain errors."""
+        litellm = await load_litellm()
+        kwargs: dict[str, Any] = {
+            "model": model,
+            "input": list(texts),
+            "timeout": self.timeout,
+            "max_retries": 0,  # retries are ours (tenacity, below)
+        }
+        if self.api_base:
+            kwargs["api_base"] = self.api_base
+        if self.api_key is not None:
+            kwargs["api_key"] = self.api_key.get_secret_value()
+        response = await self._call_with_retries(litellm.aembedding, kwargs)
+        items = sorted(response.data, key=lambda item: int(_field(item, "index")))
+        if len(items) != len(texts):
+            raise LLMRejected(f"embedding model {model} returned {len(items)} vectors for {len(texts)} texts")
+        return [[float(x) for x in _field(item, "embedding")] for item in items]
+
+    async def _call_with_retries(self, call: Any, kwargs: dict[str, Any]) -> Any:
         import openai
 
         policy = self.retry
@@ -244,30 +258,14 @@ class LiteLLMClient:
             reraise=True,
         )
         try:
-            return await retrying(litellm.acompletion, **kwargs)
+            return await retrying(call, **kwargs)
         except openai.OpenAIError as exc:  # litellm's exceptions all derive from it
             raise _domain_error(exc, kwargs["model"]) from exc
 
-    async def count_tokens(self, messages: Sequence[Message], *, model: str) -> int:
-        litellm = await load_litellm()
-        if sum(len(str(m.get("content") or "")) for m in messages) <= INLINE_COUNT_CHARS:
-            return _count_tokens(litellm, list(messages), model)
-        return await asyncio.to_thread(_count_tokens, litellm, list(messages), model)
 
-
-def _count_tokens(litellm: ModuleType, messages: list[Message], model: str) -> int:
-    try:
-        return int(litellm.token_counter(model=model, messages=messages))
-    except Exception:  # unknown tokenizer or odd content: an estimate is good enough for a window
-        return estimate_tokens(messages)
-
-
-def estimate_tokens(messages: Sequence[Message]) -> int:
-    """About four characters a token, plus a little per message: the fallback count."""
-    chars = sum(
-        len(json.dumps(m.get("content") or "")) + len(json.dumps(m.get("tool_calls") or "")) for m in messages
-    )
-    return chars // 4 + 4 * len(messages)
+def _field(item: Any, name: str) -> Any:
+    # litellm gives embedding items as dicts or as objects, depending on the provider.
+    return item[name] if isinstance(item, dict) else getattr(item, name)
 
 
 def _completion(litellm: ModuleType, response: Any, model: str, latency_ms: float) -> Completion:

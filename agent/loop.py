@@ -5,6 +5,11 @@ it. Each tool round (the assistant's tool calls with all their results) is store
 transaction after the tools ran, and the answer after that: whatever interrupts a turn, the
 stored session is one the provider accepts, and the next turn simply continues it. A Telegram
 update (``turn.update_id``) is stored once and answered once, even when it is replayed.
+
+Each per-turn rule has one owner elsewhere: the window's budget and its start at a user message
+and the tokens a message takes (``memory.conversations``), a tool's deadline and output cap (the
+``ToolProvider``), the summary that replaces a long session's oldest part (``agent.compaction``,
+in the background after the answer).
 """
 
 from __future__ import annotations
@@ -14,28 +19,26 @@ import json
 import logging
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, tzinfo
+from types import TracebackType
 from typing import Any, Protocol
 
+from agent.compaction import Compactor
 from agent.context import build_messages
 from agent.errors import AgentError
-from agent.llm import Completion, LLMClient, Message, estimate_tokens
+from agent.llm import Completion, LLMClient, Message
 from agent.prompts import memory_section, system_prompt
-from agent.toolbox import ServerStatus, ToolBox
-from agent.types import Progress, ProgressCallback, Reply, ToolCall, Turn, Usage
+from agent.types import Progress, ProgressCallback, Reply, ServerStatus, ToolCall, Turn, Usage
+from memory.conversations import estimate_tokens, message_tokens
 from memory.episodes import owner_for
 from memory.recall import Recalled
 from memory.store import Store
 from memory.types import Asked, Exchange, NewEpisode, NewMessage, StoredMessage, UsageRecord
-from omni.errors import OmniError
 
 log = logging.getLogger(__name__)
 
 MODEL_KEY = "agent.model"  # store.kv: the model an admin chose with /model
-
-MAX_TOOL_RESULT_CHARS = 32_000
-PROMPT_TOKENS_KEPT = 1_024  # system prompts whose token count is kept (per user and minute)
 
 EMPTY_ANSWER = "I don't have an answer to that. Could you rephrase it?"
 NO_TOOLS_ANSWER = "I would need a tool for that, but I have no tools available right now."
@@ -55,11 +58,31 @@ STEP_LIMIT_ANSWER = (
 
 
 class ToolProvider(Protocol):
-    """Tools the model may call (the MCP toolbox); OpenAI function-calling format."""
+    """Tools the model may call (the MCP toolbox); OpenAI function-calling format.
+
+    ``call`` owns a call's rules: it returns within its own deadline, caps what it returns, and
+    reports every failure as text for the model (starting with "Error"), never by raising. A
+    provider that subclasses this protocol inherits the defaults below for the optional parts.
+    """
 
     async def list_tools(self, turn: Turn) -> list[dict[str, Any]]: ...
 
     async def call(self, name: str, arguments: dict[str, Any], turn: Turn) -> str: ...
+
+    def describe(self, name: str, arguments: dict[str, Any]) -> str:
+        """A status line for a call in progress."""
+        return f"Using {name}…"
+
+    def status(self) -> list[ServerStatus]:
+        """Each tool server's state, for /status and doctor."""
+        return []
+
+    def start_in_background(self) -> None:
+        """Start what takes seconds (servers) without waiting; first use waits for it."""
+
+    async def reload_config(self) -> list[str]:
+        """Re-read the tools' configuration; what changed, for /reload."""
+        return []
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,18 +90,19 @@ class AgentConfig:
     model: str
     history_tokens: int = 12_000
     max_tool_rounds: int = 20
-    tool_timeout: float = 60.0
     timezone: tzinfo | None = None  # None: the machine's local zone
 
 
 @dataclass(slots=True)
 class _Remembering:
-    """What a turn adds to its owner's memory: recalled into the prompt, tools it used."""
+    """What a turn adds to its owner's memory: recalled into the prompt, tools it used, and the
+    tokens its tool rounds added to the session (for compaction)."""
 
     owner: str
     asked_at: datetime
     recalled: tuple[int, ...] = ()
     tools: list[str] = field(default_factory=list)
+    round_tokens: int = 0
 
 
 def owner_of(turn: Turn) -> str:
@@ -86,10 +110,6 @@ def owner_of(turn: Turn) -> str:
     sender's id (Telegram gives a private chat its user's id; groups have negative ids)."""
     private = turn.telegram_chat_id is not None and turn.telegram_chat_id == turn.user_id
     return owner_for(turn.user_id, turn.telegram_chat_id, private, turn.session_key)
-
-
-def _text_tokens(text: str) -> int:
-    return estimate_tokens([{"role": "system", "content": text}])
 
 
 class Agent:
@@ -110,10 +130,9 @@ class Agent:
         self._model = config.model
         self._clock = clock or (lambda: datetime.now(UTC))
         self._current: dict[str, int] = {}  # session key -> current session id
-        # The system prompt changes by the minute and by user, the tool list rarely: their token
-        # counts are kept rather than re-counted on every turn.
-        self._prompt_tokens: dict[tuple[str, str], int] = {}
+        # The tool list rarely changes: its size is kept rather than re-measured every turn.
         self._tool_tokens: tuple[list[Message], int] = ([], 0)
+        self._compactor = Compactor(store, llm)
 
     @property
     def model(self) -> str:
@@ -135,20 +154,36 @@ class Agent:
         model = persisted if isinstance(persisted, str) and persisted else self._config.model
         changes = [f"model is now {model}"] if model != self._model else []
         self._model = model
-        if isinstance(self._tools, ToolBox):
+        if self._tools is not None:
             changes += await self._tools.reload_config()
         return changes
 
     def tool_servers(self) -> list[ServerStatus]:
         """Each MCP server's state, for /status and doctor."""
-        return self._tools.status() if isinstance(self._tools, ToolBox) else []
+        return self._tools.status() if self._tools is not None else []
 
     def warm_up(self) -> None:
         """Start what takes seconds in the background: loading the model library, and starting
         the MCP servers. The first turn waits for whatever is not ready yet."""
         self._llm.warm_up()
-        if isinstance(self._tools, ToolBox):
+        if self._tools is not None:
             self._tools.start_in_background()
+
+    async def compacted(self) -> None:
+        """Wait for the summaries being written in the background (tests, a clean exit)."""
+        await self._compactor.wait()
+
+    async def aclose(self) -> None:
+        """Stop background work; a summary cut short leaves its session's history as it was."""
+        await self._compactor.aclose()
+
+    async def __aenter__(self) -> Agent:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
 
     async def new_session(self, session_key: str, telegram_chat_id: int | None = None) -> None:
         ref = await self._store.conversations.new_session(session_key, telegram_chat_id=telegram_chat_id)
@@ -172,20 +207,25 @@ class Agent:
         memory = _Remembering(owner_of(turn), self._clock())
         # Before the question is stored; the current session is in the window already.
         recalled = await self._store.recall(
-            memory.owner, turn.text, exclude_session_id=session_id, tokens=_text_tokens
+            memory.owner, turn.text, exclude_session_id=session_id, tokens=estimate_tokens
         )
         memory.recalled = tuple(r.episode.id for r in recalled)
-        system, system_tokens = await self._system_prompt(turn, model, tools, recalled)
-        budget = self._config.history_tokens
+        system = self._system_prompt(turn, tools, recalled)
+        # What the system prompt and the tool schemas (sent with every request) leave of the budget.
+        room = max(self._config.history_tokens - estimate_tokens(system) - self._size_of(tools), 1)
         # The question is stored and the window read after it in one transaction.
-        asked = await self._store_question(session_id, turn, window_tokens=max(budget - system_tokens, 1))
+        asked = await self._store_question(session_id, turn, window_tokens=room)
         if asked.earlier is not None:  # this update was stored before: a replay after a crash
             answered = await self._stored_answer(session_id, asked.earlier)
             if answered is not None:
                 log.info("update %s was answered before; replaying the stored answer", turn.update_id)
                 return answered
-        messages = build_messages(system, asked.window, budget=budget, system_tokens=system_tokens)
-        return await self._answer(session_id, turn, progress, model, tools, messages, memory)
+        messages = build_messages(system, asked.window)
+        reply = await self._answer(session_id, turn, progress, model, tools, messages, memory)
+        # What the next turn's window would hold: this one's, the tool rounds and the answer.
+        used = sum(m.tokens for m in asked.window) + memory.round_tokens + estimate_tokens(reply.text)
+        self._compactor.consider(session_id, used=used, room=room, model=model, user_id=turn.user_id)
+        return reply
 
     async def _session_of(self, turn: Turn) -> int:
         """The chat's current session; remembered, since only this process opens new ones."""
@@ -198,13 +238,11 @@ class Agent:
         return session_id
 
     async def _store_question(self, session_id: int, turn: Turn, *, window_tokens: int) -> Asked:
-        message = {"role": "user", "content": turn.text}
         return await self._store.conversations.add_question(
             session_id,
             NewMessage(
                 role="user",
                 content=turn.text,
-                tokens=await self._llm.count_tokens([message], model=self.model),
                 user_id=turn.user_id,
                 telegram_update_id=turn.update_id,
                 telegram_message_id=turn.message_id,
@@ -258,7 +296,7 @@ class Agent:
             results = await asyncio.gather(
                 *(self._run_tool(c, turn, progress) for c in completion.tool_calls)
             )
-            await self._store_round(session_id, completion, results)
+            memory.round_tokens += await self._store_round(session_id, completion, results)
             memory.tools += [c.name for c in completion.tool_calls if c.name not in memory.tools]
             messages += [completion.message, *results]
         return await self._final_without_tools(session_id, messages, turn, model, total, progress, memory)
@@ -300,32 +338,19 @@ class Agent:
             session_id, text or STEP_LIMIT_ANSWER.format(rounds=rounds), total, completion, turn, memory
         )
 
-    async def _system_prompt(
-        self, turn: Turn, model: str, tools: list[Message], recalled: Sequence[Recalled] = ()
-    ) -> tuple[str, int]:
-        """The system prompt and the tokens it takes, tool schemas included (they ride along in
-        every request and take room from the history too), with what was recalled for the turn
-        (estimated: it changes every turn, the rest is counted once and kept)."""
+    def _system_prompt(self, turn: Turn, tools: list[Message], recalled: Sequence[Recalled] = ()) -> str:
+        """The system prompt: who omni is, the time, the user, and what was recalled for the turn."""
         now = self._clock().astimezone(self._config.timezone)
         system = system_prompt(now, user_name=turn.user_name, tools=bool(tools))
-        tokens = self._prompt_tokens.get((model, system))
-        if tokens is None:
-            if len(self._prompt_tokens) >= PROMPT_TOKENS_KEPT:
-                self._prompt_tokens.clear()
-            tokens = await self._llm.count_tokens([{"role": "system", "content": system}], model=model)
-            self._prompt_tokens[(model, system)] = tokens
         group = turn.telegram_chat_id is not None and turn.telegram_chat_id != turn.user_id
         remembered = memory_section([r.episode for r in recalled], self._config.timezone, group=group)
-        if remembered is not None:
-            system = f"{system}\n\n{remembered}"
-            tokens += _text_tokens(remembered)
-        return system, tokens + self._size_of(tools)
+        return system if remembered is None else f"{system}\n\n{remembered}"
 
     def _size_of(self, tools: list[Message]) -> int:
-        """About a token per four characters of the tools' JSON; kept while the list is the same."""
+        """The tokens the tools' schemas take; kept while the list is the same object."""
         seen, tokens = self._tool_tokens
         if tools is not seen:
-            tokens = len(json.dumps(tools)) // 4 if tools else 0
+            tokens = estimate_tokens(json.dumps(tools)) if tools else 0
             self._tool_tokens = (tools, tokens)
         return tokens
 
@@ -343,31 +368,21 @@ class Agent:
 
     async def _run_tool(self, call: ToolCall, turn: Turn, progress: ProgressCallback | None) -> Message:
         assert self._tools is not None  # only called when tools were offered
-        describe = getattr(self._tools, "describe", None)
-        label = describe(call.name, call.arguments) if callable(describe) else f"Using {call.name}…"
-        await _notify(progress, Progress("tool_start", str(label), tool=call.name))
-        try:
-            async with asyncio.timeout(self._config.tool_timeout):
-                result = await self._tools.call(call.name, call.arguments, turn)
-        except TimeoutError:
-            result = f"error: {call.name} did not finish within {self._config.tool_timeout:g} seconds"
-        except OmniError as exc:  # a tool's expected failure is information for the model
-            log.info("tool %s failed: %r", call.name, exc)
-            result = f"error: {exc.user_message}"
-        if len(result) > MAX_TOOL_RESULT_CHARS:
-            # One huge result (a big file, a long page) must not crowd the whole history out.
-            result = result[:MAX_TOOL_RESULT_CHARS] + f"\n… (truncated: {len(result)} characters in all)"
+        label = self._tools.describe(call.name, call.arguments)
+        await _notify(progress, Progress("tool_start", label, tool=call.name))
+        # The provider keeps the call within its deadline and its output within its cap.
+        result = await self._tools.call(call.name, call.arguments, turn)
         failed = result[:6].lower().startswith("error")
         await _notify(progress, Progress("tool_end", f"{'✗' if failed else '✓'} {call.name}", tool=call.name))
         return {"role": "tool", "tool_call_id": call.id, "name": call.name, "content": result}
 
-    async def _store_round(self, session_id: int, completion: Completion, results: Sequence[Message]) -> None:
+    async def _store_round(self, session_id: int, completion: Completion, results: Sequence[Message]) -> int:
+        """Store a tool round in one transaction; the tokens it takes in the window."""
         usage = completion.usage
         rows = [
             NewMessage(
                 role="assistant",
                 content=completion.message.get("content"),
-                tokens=await self._llm.count_tokens([completion.message], model=completion.model),
                 tool_calls=completion.message.get("tool_calls"),
                 prompt_tokens=usage.prompt_tokens,
                 completion_tokens=usage.completion_tokens,
@@ -378,12 +393,13 @@ class Agent:
                 NewMessage(
                     role="tool",
                     content=result["content"],
-                    tokens=await self._llm.count_tokens([result], model=completion.model),
                     tool_call_id=result["tool_call_id"],
                     tool_name=result["name"],
                 )
             )
+        rows = [replace(row, tokens=message_tokens(row)) for row in rows]
         await self._store.conversations.append(session_id, *rows)
+        return sum(row.tokens for row in rows)
 
     async def _finish(
         self,
@@ -395,7 +411,6 @@ class Agent:
         memory: _Remembering,
     ) -> Reply:
         """Store the answer, and the exchange as episodes of the turn's owner, in one transaction."""
-        message = {"role": "assistant", "content": text}
         unrecorded = completion is not None and not completion.tool_calls
         group = memory.owner.startswith("chat:")
         asked = {"telegram_message_id": turn.message_id, "update_id": turn.update_id}
@@ -422,7 +437,6 @@ class Agent:
             NewMessage(
                 role="assistant",
                 content=text,
-                tokens=await self._llm.count_tokens([message], model=self.model),
                 prompt_tokens=completion.usage.prompt_tokens if completion else None,
                 completion_tokens=completion.usage.completion_tokens if completion else None,
             ),

@@ -57,3 +57,19 @@ def memory_section(
         text = " ".join(episode.text.split())
         lines.append(f"- {when:%Y-%m-%d} ({when:%A}), {speaker}: {text}")
     return "\n".join(lines)
+
+
+SUMMARY_HEADER = "Summary of the earlier part of this conversation (older messages are not shown):"
+
+SUMMARISE = """\
+You compact a chat between a user and their assistant, omni. Write a summary of the \
+transcript below that lets the assistant carry on the conversation without it: what the user \
+asked for and told about themselves, decisions, facts and numbers found (tool results \
+included), promises made, and what is still open. Keep names, dates, figures, file names and \
+links exactly. If the transcript starts with an earlier summary, fold it in. Write plain \
+prose or short bullet points in the user's language, at most {words} words, and nothing else."""
+
+
+def summary_section(summary: str) -> str:
+    """The stored summary as the system prompt carries it."""
+    return f"{SUMMARY_HEADER}\n{summary}"

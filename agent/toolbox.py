@@ -4,6 +4,12 @@ The LLM sees ``<server>__<tool>`` names matching ``^[a-zA-Z0-9_-]{1,64}$`` (what
 function calling accepts), unique across servers; overlong or colliding names are shortened
 deterministically with a hash suffix. Calls are routed back to the right server and name, with
 the calling Telegram user in ``_meta`` for the built-in skills server.
+
+This is where a tool's output enters the agent, so the two per-call rules live here and only
+here: the output cap (``RESULT_CAP``) and the client-side deadline. The skills server enforces
+``OMNI_TOOL_TIMEOUT`` on its own tools and answers with a precise error; the toolbox waits
+``CALL_GRACE`` seconds longer, so that answer arrives first, and its own deadline catches what
+the server cannot: other MCP servers, and a server or pipe that hangs.
 """
 
 from __future__ import annotations
@@ -21,13 +27,14 @@ from typing import Any
 from agent.mcp_config import BUILTIN, ServerSpec, server_specs
 from agent.mcp_connection import McpConnection, RemoteTool, ServerGone
 from agent.progress import describe_call
-from agent.types import Turn
+from agent.types import ServerStatus, Turn
 from omni.settings import Settings
 
 log = logging.getLogger(__name__)
 
 MAX_NAME = 64
-RESULT_CAP = 16_000
+RESULT_CAP = 16_000  # characters of one tool result the model sees
+CALL_GRACE = 5.0  # seconds the client waits beyond OMNI_TOOL_TIMEOUT (see the module)
 _INVALID = re.compile(r"[^a-zA-Z0-9_-]+")
 # Built-in tools only an admin may be offered, whatever their annotations say.
 ADMIN_ONLY_BUILTIN = ("run_command",)
@@ -41,14 +48,6 @@ class Route:
     server: str
     tool: RemoteTool
     admin_only: bool
-
-
-@dataclass(frozen=True, slots=True)
-class ServerStatus:
-    name: str
-    state: str
-    tools: int
-    error: str | None
 
 
 def public_name(server: str, tool: str, taken: set[str]) -> str:
@@ -116,7 +115,7 @@ class ToolBox:
     @classmethod
     def from_settings(cls, settings: Settings) -> ToolBox:
         """The built-in skills server plus OMNI_MCP_CONFIG's; bad config raises SettingsError."""
-        box = cls(server_specs(settings), call_timeout=settings.tool_timeout)
+        box = cls(server_specs(settings), call_timeout=settings.tool_timeout + CALL_GRACE)
         box.source = lambda: server_specs(settings)
         return box
 

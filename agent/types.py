@@ -69,3 +69,13 @@ class Progress:
 
 
 ProgressCallback = Callable[[Progress], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class ServerStatus:
+    """One tool server's state, for /status and doctor."""
+
+    name: str
+    state: str
+    tools: int
+    error: str | None

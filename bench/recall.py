@@ -33,8 +33,10 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +49,7 @@ from memory.store import Store, open_store  # noqa: E402
 from memory.types import NewEpisode  # noqa: E402
 
 TABLE_KS = (5, 10, 20)
+PREPARE: Callable[[Store], Awaitable[float]] | None = None  # --embeddings (bench/_embeddings.py)
 DEFAULT_K1 = int(inspect.signature(two_phase_recall).parameters["k1"].default)
 _WORD = re.compile(r"\w+")
 
@@ -119,10 +122,14 @@ async def ingest(store: Store, conv: dict[str, Any]) -> float:
     return time.perf_counter() - started
 
 
-async def ask_omni(store: Store, owner: str, question: str, depth: int) -> tuple[list[str], float]:
+async def ask_omni(
+    store: Store, owner: str, question: str, depth: int, now: datetime | None
+) -> tuple[list[str], float]:
+    """Omni's recall, asked just after the conversation's last turn (``now``: what relative
+    dates such as "last spring" are read against)."""
     extra = {"k1": depth} if depth > DEFAULT_K1 else {}
     started = time.perf_counter()
-    recalled = await store.recall(owner, question, k2=depth, token_budget=None, **extra)
+    recalled = await store.recall(owner, question, k2=depth, token_budget=None, now=now, **extra)
     ms = (time.perf_counter() - started) * 1000
     return [str(r.episode.meta.get("turn_id")) for r in recalled], ms
 
@@ -190,11 +197,14 @@ async def measure(
     async with open_store(url) as store:
         for conv in data["conversations"]:
             ingest_s += await ingest(store, conv)
+        if PREPARE is not None:  # --embeddings: every episode embedded before any question
+            print(f"embedded every turn in {await PREPARE(store):.1f} s", file=sys.stderr)
         for conv in data["conversations"]:
             for q in conv.get("questions", []):
                 if not q.get("evidence"):
                     continue  # nothing to find: not scored
-                got, ms = await ask_omni(store, owner_of(conv), q["question"], depth)
+                last = _when(conv["turns"][-1].get("time")) if conv["turns"] else None
+                got, ms = await ask_omni(store, owner_of(conv), q["question"], depth, last)
                 questions.append({**q, "evidence": [str(e) for e in q["evidence"]], "conversation": conv})
                 omni.got.append(got)
                 omni.ms.append(ms)
@@ -242,7 +252,17 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=10, help="the k of the headline figures (default 10)")
     parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     parser.add_argument("--misses", action="store_true", help="list the questions not fully recalled at k")
+    parser.add_argument("--embeddings", choices=["hashed", "minilm"], help="hybrid, bench/_embeddings.py")
+    parser.add_argument("--minilm", type=Path, help="all-MiniLM-L6-v2's folder, for --embeddings minilm")
+    parser.add_argument("--fusion", choices=["convex", "minmax", "rrf"], help="memory/hybrid.py's fusion")
     args = parser.parse_args()
+    if args.embeddings:
+        global PREPARE
+        from bench import _embeddings
+        from memory import hybrid
+
+        PREPARE = partial(_embeddings.prepare, embed=_embeddings.embedder(args.embeddings, args.minilm))
+        hybrid.FUSION = args.fusion or hybrid.FUSION
     if args.k < 1:
         _fail("--k must be at least 1")
     data = load(args.dataset)

@@ -15,12 +15,13 @@ from telegram.ext import (
     CommandHandler,
     ContextTypes,
     MessageHandler,
+    MessageReactionHandler,
     TypeHandler,
     filters,
 )
 from telegram.request import HTTPXRequest
 
-from bot import access, admin, chat, commands, errors
+from bot import access, admin, chat, commands, errors, feedback
 from bot.context import BotDeps, OmniApplication, OmniContext
 
 # Long-poll timeout of getUpdates (seconds); the watchdog allows twice this plus a margin.
@@ -61,9 +62,11 @@ def build_application(token: SecretStr, api_url: str, deps: BotDeps) -> OmniAppl
     )
     app.bot_data["deps"] = deps
     app.bot_data["poll_request"] = poll_request
-    # Button presses come before the gate (which passes only messages); they check access themselves.
+    # Button presses and reactions come before the gate (which passes only messages); they check
+    # access themselves.
     app.add_handler(CallbackQueryHandler(commands.on_memory_page, pattern=commands.PAGE_BUTTON), group=-2)
     app.add_handler(CallbackQueryHandler(commands.on_forget_button, pattern=commands.FORGET_BUTTON), group=-2)
+    app.add_handler(MessageReactionHandler(feedback.on_reaction), group=-2)
     app.add_handler(TypeHandler(Update, access.gate), group=-1)
     app.add_handler(CommandHandler(["start", "help"], commands.cmd_help))
     app.add_handler(CommandHandler(["new", "reset"], commands.cmd_new))
@@ -71,6 +74,7 @@ def build_application(token: SecretStr, api_url: str, deps: BotDeps) -> OmniAppl
     app.add_handler(CommandHandler("usage", commands.cmd_usage))
     app.add_handler(CommandHandler("memory", commands.cmd_memory))
     app.add_handler(CommandHandler("forget", commands.cmd_forget))
+    app.add_handler(CommandHandler("feedback", feedback.cmd_feedback))
     app.add_handler(CommandHandler("status", admin.cmd_status))
     app.add_handler(CommandHandler("allow", admin.cmd_allow))
     app.add_handler(CommandHandler("deny", admin.cmd_deny))

@@ -35,6 +35,7 @@ USER_COMMANDS = [
     BotCommand("stop", "Cancel the reply I'm working on"),
     BotCommand("memory", "What I remember about you"),
     BotCommand("forget", "Forget a memory: /forget <id> or /forget all"),
+    BotCommand("feedback", "Rate my last answer: /feedback up or down (or react 👍/👎 to it)"),
     BotCommand("usage", "Your tokens and cost"),
 ]
 ADMIN_COMMANDS = [

@@ -114,6 +114,8 @@ async def _start_polling(app: OmniApplication, polling: Polling) -> None:
     await app.updater.start_polling(
         timeout=dtm.timedelta(seconds=polling.timeout),
         drop_pending_updates=False,
+        # Every type, so message_reaction too: Telegram sends reactions (bot/feedback.py) only to
+        # a bot that asks for them, in groups only if it is an administrator there.
         allowed_updates=Update.ALL_TYPES,
         error_callback=lambda exc: log.warning("getUpdates failed: %s", exc),
     )

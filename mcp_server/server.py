@@ -29,6 +29,7 @@ from mcp_server.loader import BUILTIN_ROOT, Registry
 from omni import __version__
 from omni.settings import Settings
 from skills._context import SkillsContext
+from skills._stores import Stores
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +77,7 @@ class SkillsServer(MCPServer[SkillsContext]):
     """MCPServer plus the skill registry; each loaded skill's SKILL.md is a ``skill://`` resource."""
 
     def __init__(self, settings: Settings) -> None:
+        self.stores = Stores(settings.database_url, settings.data_dir / "knowledge.db")
         self.context = SkillsContext(
             workspace=settings.workspace,
             shell_enabled=settings.shell_enabled,
@@ -83,6 +85,8 @@ class SkillsServer(MCPServer[SkillsContext]):
             max_write_bytes=settings.files_max_write_bytes,
             quota_bytes=settings.files_quota_bytes,
             tool_timeout=settings.tool_timeout,
+            memory_user=settings.memory_user,
+            stores=self.stores,
         )
         self.clients = Clients()
         self.bus = InMemorySubscriptionBus()
@@ -109,7 +113,8 @@ class SkillsServer(MCPServer[SkillsContext]):
     @asynccontextmanager
     async def _lifespan(self, _: MCPServer[SkillsContext]) -> AsyncIterator[SkillsContext]:
         await anyio.Path(self.context.workspace).mkdir(parents=True, exist_ok=True)
-        yield self.context
+        async with self.stores:  # closes what the memory and knowledge skills opened
+            yield self.context
 
     def _install_handlers(self) -> None:
         low = self._lowlevel_server

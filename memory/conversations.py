@@ -2,22 +2,43 @@
 
 A chat (``tg:<id>``, ``cli:<name>``, ...) has one current session; ``new_session`` opens a
 fresh one and keeps the old. ``window`` returns the newest messages that fit a token budget,
-starting at a user message so tool results never lose the call they answer.
+starting at a user message so tool results never lose the call they answer: this module is
+the one owner of that rule, and of how many tokens a message takes (``estimate_tokens``).
+
+A session's oldest part may be replaced in the window by a summary (compaction): a message
+with role ``system`` (the system prompt itself is never stored, so the role marks a summary)
+whose ``tool_call_id`` holds the id of the last message it covers. Existing columns carry it,
+so no migration: ``tool_call_id`` is otherwise only set on tool results, and a summary "answers
+for" the messages up to that id. The window starts with the latest summary, followed by the
+messages after the ones it covers; the covered messages stay stored (episodes, /forget).
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import CursorResult, Select, bindparam, func, insert, or_, select, update
+from sqlalchemy import (
+    CompoundSelect,
+    CursorResult,
+    Integer,
+    bindparam,
+    cast,
+    func,
+    insert,
+    or_,
+    select,
+    union_all,
+    update,
+)
 
 from memory.connection import Conn
 from memory.db import Database
 from memory.episodes import insert_episodes, record_recalls, with_context
 from memory.models import Chat, Message, Session, Usage, User
-from memory.types import Asked, Exchange, NewMessage, SessionRef, StoredMessage, UsageRecord
+from memory.types import Asked, Exchange, NewMessage, Role, SessionRef, StoredMessage, UsageRecord
 from memory.usage import usage_values
 
 _WINDOW_COLUMNS = (
@@ -58,6 +79,28 @@ def _new_id(result: CursorResult[Any]) -> int:
     return int(key)
 
 
+SUMMARY_ROLE: Role = "system"  # only summaries are stored with it (see the module's docstring)
+SUMMARY_NAME = "summary"  # their tool_name, so a row read by hand says what it is
+MESSAGE_OVERHEAD = 4  # tokens a provider spends on a message's role and separators
+
+
+def estimate_tokens(text: str) -> int:
+    """The tokens ``text`` takes in a prompt: about four bytes of UTF-8 a token.
+
+    The one estimate omni uses (window, system prompt, tool schemas, recall budget): it only
+    has to be consistent, and cheap, since it runs for every message. Counting bytes rather
+    than characters keeps it honest for scripts that take more tokens a character (Cyrillic,
+    CJK) than English does.
+    """
+    return len(text.encode("utf-8")) // 4 + 1
+
+
+def message_tokens(msg: NewMessage) -> int:
+    """What a message to store takes in the window: its text, its tool calls, its framing."""
+    calls = json.dumps(msg.tool_calls) if msg.tool_calls else ""
+    return estimate_tokens((msg.content or "") + calls) + MESSAGE_OVERHEAD
+
+
 def _values(session_id: int, msg: NewMessage) -> dict[str, Any]:
     return dict(
         session_id=session_id,
@@ -67,7 +110,7 @@ def _values(session_id: int, msg: NewMessage) -> dict[str, Any]:
         tool_calls=msg.tool_calls,
         tool_call_id=msg.tool_call_id,
         tool_name=msg.tool_name,
-        tokens=msg.tokens,
+        tokens=msg.tokens or message_tokens(msg),  # counted here, once, when it is stored
         prompt_tokens=msg.prompt_tokens,
         completion_tokens=msg.completion_tokens,
         telegram_update_id=msg.telegram_update_id,
@@ -75,31 +118,47 @@ def _values(session_id: int, msg: NewMessage) -> dict[str, Any]:
     )
 
 
-def _window_query() -> Select[Any]:
+def _window_query() -> CompoundSelect[Any]:
     """The prompt window's query, built once: it runs on every turn, and building and keying a
     statement with a window function costs more than SQLite takes to run it.
 
-    The running total covers only the newest ``limit`` messages (read through the
-    ``(session_id, id)`` index), not the whole session: a session months long costs a turn no
-    more than a new one (measured: 30,000 messages took 98 ms a turn when all were summed)."""
+    Only the newest ``limit`` messages are read (through the ``(session_id, id)`` index), not
+    the whole session: a session months long costs a turn no more than a new one (measured:
+    30,000 messages took 98 ms a turn when all were summed). Among them, the latest summary
+    (if any) and the messages after the ones it covers, newest first while their running total
+    and the summary fit ``budget``; the newest message always comes back."""
     newest = (
         select(*(getattr(Message, name) for name in _WINDOW_COLUMNS))
         .where(Message.session_id == bindparam("session_id"))
         .order_by(Message.id.desc())
         .limit(bindparam("limit", literal_execute=False))
+        .cte("newest")
+    )
+    latest = (
+        select(newest.c.id)
+        .where(newest.c.role == SUMMARY_ROLE)
+        .order_by(newest.c.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    covered = select(cast(newest.c.tool_call_id, Integer)).where(newest.c.id == latest).scalar_subquery()
+    summary_tokens = select(newest.c.tokens).where(newest.c.id == latest).scalar_subquery()
+    newest_first = newest.c.id.desc()
+    summed = (
+        select(
+            *(newest.c[name] for name in _WINDOW_COLUMNS),
+            func.sum(newest.c.tokens).over(order_by=newest_first).label("used"),
+            func.row_number().over(order_by=newest_first).label("rn"),
+        )
+        .where(newest.c.role != SUMMARY_ROLE, newest.c.id > func.coalesce(covered, 0))
         .subquery()
     )
-    newest_first = newest.c.id.desc()
-    summed = select(
-        *(newest.c[name] for name in _WINDOW_COLUMNS),
-        func.sum(newest.c.tokens).over(order_by=newest_first).label("used"),
-        func.row_number().over(order_by=newest_first).label("rn"),
-    ).subquery()
-    return (
-        select(*(summed.c[name] for name in _WINDOW_COLUMNS))
-        .where(or_(summed.c.rn == 1, summed.c.used <= bindparam("budget")))
-        .order_by(summed.c.id.desc())
+    room: Any = bindparam("budget") - func.coalesce(summary_tokens, 0)
+    history = select(*(summed.c[name] for name in _WINDOW_COLUMNS)).where(
+        or_(summed.c.rn == 1, summed.c.used <= room)
     )
+    summary = select(*(newest.c[name] for name in _WINDOW_COLUMNS)).where(newest.c.id == latest)
+    return union_all(history, summary)
 
 
 _WINDOW_QUERY = _window_query()
@@ -146,8 +205,10 @@ _SET_CURRENT = update(Chat).where(Chat.id == bindparam("chat_id")).values(curren
 
 async def _window(conn: Conn, session_id: int, token_budget: int, max_messages: int) -> list[StoredMessage]:
     params = {"session_id": session_id, "budget": token_budget, "limit": max_messages}
-    rows = (await conn.execute(_WINDOW_QUERY, params)).all()
-    return _trim_to_user_start([_from_window_row(row) for row in reversed(rows)])
+    rows = sorted((await conn.execute(_WINDOW_QUERY, params)).all(), key=lambda row: row[0])
+    messages = [_from_window_row(row) for row in rows]
+    summary = [m for m in messages if m.role == SUMMARY_ROLE]
+    return summary + _trim_to_user_start([m for m in messages if m.role != SUMMARY_ROLE])
 
 
 async def _stored_question(conn: Conn, session_id: int, update_id: int) -> StoredMessage:
@@ -285,15 +346,37 @@ class Conversations:
     async def window(
         self, session_id: int, token_budget: int, max_messages: int = 400
     ) -> list[StoredMessage]:
-        """The newest messages whose ``tokens`` sum fits ``token_budget``, oldest first.
+        """The newest messages whose ``tokens`` sum fits ``token_budget``, oldest first, after
+        the session's latest summary (which comes first, and counts against the budget).
 
-        The window starts at a user message, so it never opens with a tool result or an
+        The history starts at a user message, so it never opens with a tool result or an
         assistant tool call whose results were cut off. The newest message is always included.
         The database computes the running total (a window function), so only the rows that fit
         come back; this runs on every turn.
         """
         async with self._db.connection() as conn:
             return await _window(conn, session_id, token_budget, max_messages)
+
+    async def unsummarised(
+        self, session_id: int, max_messages: int = 400
+    ) -> tuple[StoredMessage | None, list[StoredMessage]]:
+        """The session's latest summary and the messages after the ones it covers, oldest
+        first (of the newest ``max_messages``): what compaction may summarise next."""
+        async with self._db.connection() as conn:
+            rows = await _window(conn, session_id, 2**62, max_messages)
+        if rows and rows[0].role == SUMMARY_ROLE:
+            return rows[0], rows[1:]
+        return None, rows
+
+    async def add_summary(
+        self, session_id: int, text: str, *, through: int, usage: UsageRecord | None = None
+    ) -> int:
+        """Store a summary of the session's messages up to id ``through`` (and of the summary
+        before it), with the LLM call that wrote it; the window starts with it from now on."""
+        summary = NewMessage(
+            role=SUMMARY_ROLE, content=text, tool_call_id=str(through), tool_name=SUMMARY_NAME
+        )
+        return (await self.append(session_id, summary, usage=usage))[0]
 
     async def messages(self, session_id: int) -> list[StoredMessage]:
         async with self._db.session() as db:
@@ -323,6 +406,7 @@ class Conversations:
 
 
 def _trim_to_user_start(messages: list[StoredMessage]) -> list[StoredMessage]:
+    """The window's history from its first user message (the one place this rule lives)."""
     for i, msg in enumerate(messages):
         if msg.role == "user":
             return messages[i:]

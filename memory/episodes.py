@@ -15,12 +15,12 @@ FTS5 ``optimize`` merges the index so deleted tokens leave its segments, and a
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, insert, select, text, update
+from sqlalchemy import bindparam, case, delete, func, insert, select, text, update
 
 from memory.connection import Conn
 from memory.db import Database
@@ -57,11 +57,6 @@ _OWNER_COUNT = select(func.count()).select_from(Episode).where(Episode.owner_key
 _COUNT = select(func.count()).select_from(Episode)
 _FORGET_ONE = delete(Episode).where(Episode.owner_key == bindparam("owner"), Episode.id == bindparam("eid"))
 _FORGET_ALL = delete(Episode).where(Episode.owner_key == bindparam("owner"))
-_FEEDBACK = (
-    update(Episode)
-    .where(Episode.owner_key == bindparam("owner"), Episode.id.in_(bindparam("ids", expanding=True)))
-    .values(q=Episode.q + bindparam("alpha") * (bindparam("reward") - Episode.q))
-)
 _CHAT_OF_KEY = select(Chat.id, Chat.current_session_id).where(Chat.key == bindparam("key"))
 _CHAT_SESSIONS = select(Session.id).where(Session.chat_id == bindparam("chat_id"))
 _FORGET_MESSAGES = delete(Message).where(Message.session_id.in_(_CHAT_SESSIONS.scalar_subquery()))
@@ -182,8 +177,9 @@ async def record_recalls(conn: Conn, message_id: int, episode_ids: Sequence[int]
 class Episodes:
     """An owner's episodes; reachable as ``store.episodes``."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, on_forget: Callable[[str], None] | None = None) -> None:
         self._db = db
+        self._on_forget = on_forget  # told the owner after a forget (store.vectors drops its cache)
 
     async def add(
         self,
@@ -224,19 +220,19 @@ class Episodes:
         self, owner: str, episode_ids: Sequence[int], reward: float, *, alpha: float = 0.2
     ) -> None:
         """Move the utility of ``owner``'s episodes toward ``reward``: ``q <- q + alpha (r - q)``."""
-        if not 0.0 <= reward <= 1.0 or not 0.0 < alpha <= 1.0:
-            raise ValueError(f"reward must be in [0, 1] and alpha in (0, 1], got {reward}, {alpha}")
+        _check_reward(reward, alpha)
         if not episode_ids:
             return
         async with self._db.transaction() as conn:
-            params = {"owner": owner, "ids": list(episode_ids), "alpha": alpha, "reward": reward}
-            await conn.execute(_FEEDBACK, params)
+            await _reward(conn, owner, episode_ids, reward, alpha)
 
     async def forget(self, owner: str, episode_id: int) -> int:
         """Delete one of ``owner``'s episodes for good (0 or 1); other owners' are never touched."""
         async with self._db.transaction() as conn:
             deleted = (await conn.execute(_FORGET_ONE, {"owner": owner, "eid": episode_id})).rowcount
         if deleted:
+            if self._on_forget is not None:
+                self._on_forget(owner)
             await self._scrub()
         return int(deleted)
 
@@ -259,6 +255,8 @@ class Episodes:
                 await conn.execute(_FORGET_USER_PAYLOADS, {"uid": user_id})
             if chat_id is not None:
                 await conn.execute(_FORGET_CHAT_PAYLOADS, {"cid": chat_id})
+        if self._on_forget is not None:
+            self._on_forget(owner)
         await self._scrub()
         return deleted
 
@@ -274,3 +272,95 @@ class Episodes:
             busy, _, _ = raw.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
         if busy:  # another process is reading: the WAL is emptied at its next checkpoint
             log.warning("forget: the write-ahead log could not be truncated (a reader is active)")
+
+    async def feedback_for_answer(
+        self,
+        owner: str,
+        *,
+        chat_id: int,
+        telegram_message_id: int | None = None,
+        reward: float,
+        alpha: float = 0.2,
+    ) -> int:
+        """Reward the episodes recalled for one of our answers in the Telegram chat ``chat_id``:
+        the answer delivered as ``telegram_message_id``, or the chat's last answer when None.
+        Only ``owner``'s episodes change; returns how many did (0: no such answer among the
+        chat's last ``ANSWER_LOOKBACK``, or it recalled nothing)."""
+        _check_reward(reward, alpha)
+        async with self._db.transaction() as conn:
+            answers = (
+                await conn.execute(_RECENT_ANSWERS, {"chat_id": chat_id, "limit": ANSWER_LOOKBACK})
+            ).all()
+            answer = next(
+                (
+                    row.id
+                    for row in answers
+                    if telegram_message_id is None or telegram_message_id in (row.sent_message_ids or ())
+                ),
+                None,
+            )
+            if answer is None:
+                return 0
+            recalled = (await conn.execute(_RECALLED_FOR, {"mid": answer})).scalars().all()
+            return await _reward(conn, owner, recalled, reward, alpha)
+
+
+# -- learning from feedback ---------------------------------------------------------------------
+#
+# A reward r (1: 👍, 0: 👎) moves an episode's utility q <- q + alpha (r - q) (alpha 0.2 by
+# default); q ranks recall (memory/recall.py). Each reward also notes in the episode's meta how
+# many rewards it got ("rewards") and its recall count at the last one ("rewarded_at_recall").
+# An old reward fades: once an episode has been recalled UNREWARDED_GRACE times since its last
+# reward, every further recall moves q FADE of the way back to the neutral NEUTRAL_Q. That is
+# applied lazily, in the statement that counts the recall (Q_AFTER_RECALL), so it costs no query
+# of its own; an episode never rewarded sits at NEUTRAL_Q already and is left as it is.
+
+NEUTRAL_Q = 0.5  # every episode's q before any feedback
+UNREWARDED_GRACE = 20  # recalls since the last reward before it starts to fade
+FADE = 0.02  # per further recall: about 35 recalls halve the distance to NEUTRAL_Q
+ANSWER_LOOKBACK = 200  # feedback reaches the chat's last 200 delivered answers
+
+_RECENT_ANSWERS = (
+    select(Message.id, Message.sent_message_ids)
+    .join(Session, Session.id == Message.session_id)
+    .join(Chat, Chat.id == Session.chat_id)
+    .where(Chat.telegram_chat_id == bindparam("chat_id"), Message.sent_message_ids.is_not(None))
+    .order_by(Message.id.desc())
+    .limit(bindparam("limit"))
+)
+_RECALLED_FOR = select(AnswerRecall.episode_id).where(AnswerRecall.message_id == bindparam("mid"))
+_TO_REWARD = (
+    select(Episode.id, Episode.q, Episode.recall_count, Episode.meta)
+    .where(Episode.owner_key == bindparam("owner"), Episode.id.in_(bindparam("ids", expanding=True)))
+    .with_for_update()  # PostgreSQL: two rewards of one episode at once both count
+)
+_SET_REWARD = (
+    update(Episode)
+    .where(Episode.id == bindparam("eid"))
+    .values(q=bindparam("new_q"), meta=bindparam("new_meta", type_=Episode.meta.type))
+)
+_RECALLS_SINCE_REWARD = Episode.recall_count - func.coalesce(
+    Episode.meta["rewarded_at_recall"].as_integer(), 0
+)
+# q after one more recall (SET clauses read the old row: recall_count before this recall).
+Q_AFTER_RECALL = case(
+    (_RECALLS_SINCE_REWARD >= UNREWARDED_GRACE, Episode.q + FADE * (NEUTRAL_Q - Episode.q)),
+    else_=Episode.q,
+)
+
+
+def _check_reward(reward: float, alpha: float) -> None:
+    if not 0.0 <= reward <= 1.0 or not 0.0 < alpha <= 1.0:
+        raise ValueError(f"reward must be in [0, 1] and alpha in (0, 1], got {reward}, {alpha}")
+
+
+async def _reward(conn: Conn, owner: str, episode_ids: Sequence[int], reward: float, alpha: float) -> int:
+    """Apply one reward to ``owner``'s episodes among ``episode_ids`` on ``conn``; how many."""
+    rows = (await conn.execute(_TO_REWARD, {"owner": owner, "ids": sorted(set(episode_ids))})).all()
+    changes = []
+    for eid, q, recall_count, meta in rows:
+        marks = {"rewards": int((meta or {}).get("rewards", 0)) + 1, "rewarded_at_recall": recall_count}
+        changes.append({"eid": eid, "new_q": q + alpha * (reward - q), "new_meta": {**(meta or {}), **marks}})
+    if changes:
+        await conn.execute(_SET_REWARD, changes)
+    return len(changes)

@@ -17,9 +17,11 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     func,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -135,6 +137,15 @@ class Episode(Base):
     __table_args__ = (
         Index("ix_episodes_user_id_created_at", "user_id", "created_at"),
         Index("ix_episodes_owner_key_created_at", "owner_key", "created_at"),
+        # The background embedder's queue (memory/embedding_queue.py): no vector yet, fewest
+        # failed attempts first.
+        Index(
+            "ix_episodes_unembedded",
+            "embed_attempts",
+            "id",
+            sqlite_where=text("embedding IS NULL"),
+            postgresql_where=text("embedding IS NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -148,7 +159,9 @@ class Episode(Base):
     recall_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     last_recalled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     meta: Mapped[dict[str, Any] | None] = mapped_column(JSON)
-    embedding: Mapped[list[Any] | None] = mapped_column(JSON)
+    # Unit-length float32 vector, little-endian (memory/vectors.py); NULL until embedded.
+    embedding: Mapped[bytes | None] = mapped_column(LargeBinary)
+    embed_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = _now()
 
 

@@ -1,10 +1,19 @@
 """Two-phase recall (MemRL): candidates by relevance, then reranked by learned utility.
 
-Phase 1 takes the top ``k1`` of one owner's episodes by FTS5 BM25 over text, speaker and the
-neighbouring turn's text (weighted 1 : 0.5 : 0.5), normalised to [0, 1] by the best candidate.
+Phase 1 (:func:`lexical_candidates`) takes the top ``k1`` of one owner's episodes by FTS5 BM25
+over the episode's text and its neighbouring turns (weighted 1 : ``CONTEXT_WEIGHT``). The
+match is ``owner : <token> AND {text context} : (terms)``: FTS5 evaluates AND by seeking in the
+owner token's doclist, so its cost follows that owner's episodes, not every owner's
+(:func:`owner_token` builds it as the index's trigger does, migrations/versions/0002). Who said
+the episode counts at ``SPEAKER_WEIGHT`` (a name matches half of a two-person conversation: at
+the text's weight it swamped the text), and a light ``DATE_BOOST`` multiplies BM25 when the
+episode falls in a period the question names (memory/timeframe.py). Clauses that most of the
+owner's episodes match are left out (:func:`affordable_terms`): scoring is what costs. Relevance
+is the score over the best candidate's, in [0, 1].
+
 Phase 2 scores ``(1 - lam) * relevance + lam * q`` and keeps the best ``k2`` that fit a token
-budget. Candidates far below the best match (``min_relevance``) are dropped, and a query that
-matches nothing recalls nothing.
+budget: the budget, not a threshold, limits what the prompt gets. Only candidates far below the
+best (``min_relevance``) are dropped, and a query that matches nothing recalls nothing.
 
 The query is built from the words of any text, never parsed as FTS syntax: each term is quoted,
 so quotes, ``*``, ``NEAR(``, ``-``, ``AND``/``OR`` and emoji are just text.
@@ -12,17 +21,21 @@ so quotes, ``*``, ``NEAR(``, ``-``, ``AND``/``OR`` and emoji are just text.
 
 from __future__ import annotations
 
+import asyncio
 import re
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import JSON, DateTime, Float, Integer, String, Text, bindparam, text, update
 
+from memory.connection import Conn
 from memory.db import Database
-from memory.episodes import view_of
+from memory.episodes import Q_AFTER_RECALL, view_of
+from memory.hybrid import fuse_vectors
 from memory.models import Episode
+from memory.timeframe import MAX_WINDOWS, windows
 from memory.types import EpisodeView
 
 if TYPE_CHECKING:
@@ -30,8 +43,12 @@ if TYPE_CHECKING:
 
 MAX_TERMS = 32
 MAX_QUERY_CHARS = 4_000  # of the question read for terms: a pasted 10 kB text needs no more
-MIN_RELEVANCE = 0.2  # of the best candidate's score
-FTS_WEIGHTS = (1.0, 0.5, 0.5)  # text, speaker, context (the order of episodes_fts's columns)
+MIN_RELEVANCE = 0.05  # of the best candidate's score: only what a near-useless term matched
+CONTEXT_WEIGHT = 0.5  # the neighbouring turns count half as much as the episode's own words
+SPEAKER_WEIGHT = 0.2  # a named speaker's turns rank below a turn that shares a word, not above
+DATE_BOOST = 0.25  # light: the period may be one the turn talks about, not the one it was told in
+SCORE_BUDGET = 1_500  # rows phase 1 may score: BM25 costs ~3 us a row, the loop waits meanwhile
+_NEVER = "9999"  # an empty period (start >= end as text): unused period slots match nothing
 
 # Small on purpose: BM25's idf already discounts common words; these only waste query terms.
 STOP_WORDS = frozenset(
@@ -63,6 +80,11 @@ def estimate_tokens(text: str) -> int:
 def fts_query(question: str) -> str | None:
     """An FTS5 MATCH expression: the question's distinct non-stop-word terms, each quoted,
     joined with OR (ranking, not filtering); None when no term is left."""
+    return " OR ".join(query_terms(question)) or None
+
+
+def query_terms(question: str) -> list[str]:
+    """The question's distinct non-stop-word terms, each quoted for FTS5, at most MAX_TERMS."""
     terms: list[str] = []
     for match in _WORD.finditer(question[:MAX_QUERY_CHARS]):
         term = match.group().lower().strip("_")
@@ -73,14 +95,22 @@ def fts_query(question: str) -> str | None:
             terms.append(quoted)
             if len(terms) == MAX_TERMS:
                 break
-    return " OR ".join(terms) or None
+    return terms
 
 
-# MATCH first, then the owner: FTS5 yields the matching rows and the join reads each one's
-# episode by primary key. Built once (bound parameters), typed so rows come back converted.
+def owner_token(owner: str) -> str:
+    """The one token that names ``owner`` in the index's ``owner`` column: its UTF-8 bytes in
+    hex between ``o`` and ``0`` (the trigger's ``'o' || lower(hex(owner_key)) || '0'``)."""
+    return "o" + owner.encode().hex() + "0"
+
+
+_IN_PERIOD = " OR ".join(f"(e.created_at >= :w{i}s AND e.created_at < :w{i}e)" for i in range(MAX_WINDOWS))
+# The owner filter is in both places: the MATCH makes it fast, the join makes it certain. Built
+# once (bound parameters), typed so rows come back converted.
 _CANDIDATES = text(
     "SELECT e.id, e.owner_key, e.speaker, e.text, e.created_at, e.q, e.recall_count, e.session_id, "
-    f"e.meta, bm25(episodes_fts, {', '.join(map(str, FTS_WEIGHTS))}) AS rank "
+    f"e.meta, bm25(episodes_fts, 1.0, {CONTEXT_WEIGHT}, {SPEAKER_WEIGHT}, 0.0) "
+    f"* (1.0 + {DATE_BOOST} * ({_IN_PERIOD})) AS rank "
     "FROM episodes_fts JOIN episodes AS e ON e.id = episodes_fts.rowid "
     "WHERE episodes_fts MATCH :query AND e.owner_key = :owner "
     "AND (:session_id IS NULL OR e.session_id IS NULL OR e.session_id != :session_id) "
@@ -97,10 +127,83 @@ _CANDIDATES = text(
     meta=JSON,
     rank=Float,
 )
+
+
+# How many of the owner's episodes hold a term, counted up to a cap: matching is cheap (FTS5
+# seeks through the owner token's doclist), scoring is not.
+_DOCUMENT_FREQUENCY = text(
+    "SELECT count(*) FROM (SELECT 1 FROM episodes_fts WHERE episodes_fts MATCH :query LIMIT :cap)"
+)
+
+
+async def affordable_terms(conn: Conn, owner_match: str, terms: Sequence[str]) -> list[str]:
+    """The rarest of the clauses ``{text context} : term`` and ``speaker : term`` in the owner's
+    episodes, as many as keep the rows to score within :data:`SCORE_BUDGET`; at least the
+    rarest one that matches at all.
+
+    A clause left out is one that a large share of the owner's episodes match: its idf, hence
+    its weight in BM25, is small, and it would cost the most to score ("user" as a speaker, a
+    word the owner says all the time). A small owner keeps every clause."""
+    counted = []
+    clauses = [f"{{text context}} : {t}" for t in terms] + [f"speaker : {t}" for t in terms]
+    for term in clauses:
+        params = {"query": f"{owner_match} AND {term}", "cap": SCORE_BUDGET + 1}
+        counted.append((int(await conn.scalar(_DOCUMENT_FREQUENCY, params) or 0), term))
+        await asyncio.sleep(0)  # statements run on the loop's thread (memory/connection.py)
+    kept: list[str] = []
+    spent = 0
+    for count, term in sorted(counted):
+        if count == 0:
+            continue
+        if kept and spent + count > SCORE_BUDGET:
+            break
+        kept.append(term)
+        spent += count
+    return kept
+
+
+def _stamp(moment: datetime) -> str:
+    return moment.isoformat(sep=" ")  # compares as text with SQLAlchemy's stored times
+
+
+async def lexical_candidates(
+    db: Database,
+    owner: str,
+    query: str,
+    *,
+    limit: int,
+    exclude_session_id: int | None = None,
+    now: datetime | None = None,
+) -> list[tuple[EpisodeView, float]]:
+    """Phase 1: up to ``limit`` of ``owner``'s episodes by boosted BM25, best first, each with
+    its score (> 0, higher is better; not normalised, so a fusion can weigh it)."""
+    terms = query_terms(query)
+    if not terms or limit <= 0 or db.dialect != "sqlite":
+        return []  # no full-text index off SQLite yet
+    owner_match = f'owner : "{owner_token(owner)}"'
+    async with db.connection() as conn:
+        terms = await affordable_terms(conn, owner_match, terms)
+    if not terms:
+        return []
+    periods = windows(query, now or datetime.now(UTC))
+    params: dict[str, Any] = {
+        "query": f"{owner_match} AND ({' OR '.join(terms)})",
+        "owner": owner,
+        "session_id": exclude_session_id,
+        "limit": limit,
+    }
+    for i in range(MAX_WINDOWS):
+        start, end = map(_stamp, periods[i]) if i < len(periods) else (_NEVER, _NEVER)
+        params[f"w{i}s"], params[f"w{i}e"] = start, end
+    async with db.connection() as conn:
+        rows = (await conn.execute(_CANDIDATES, params)).all()
+    return [(view_of(row), -float(row.rank)) for row in rows if row.rank < 0]
+
+
 _MARK_RECALLED = (
     update(Episode)
     .where(Episode.id.in_(bindparam("ids", expanding=True)))
-    .values(recall_count=Episode.recall_count + 1, last_recalled_at=bindparam("now"))
+    .values(recall_count=Episode.recall_count + 1, last_recalled_at=bindparam("now"), q=Q_AFTER_RECALL)
 )
 
 
@@ -117,25 +220,25 @@ async def two_phase_recall(
     exclude_ids: Collection[int] = (),
     min_relevance: float = MIN_RELEVANCE,
     tokens: Callable[[str], int] = estimate_tokens,
+    now: datetime | None = None,
 ) -> list[Recalled]:
     """``owner``'s episodes most worth recalling for ``query``, best first (see the module).
 
     Episodes of ``exclude_session_id`` (the current session: its window is in the prompt
     already) and ``exclude_ids`` are left out. The returned episodes' ``recall_count`` goes up.
+    ``now`` (default: the clock) anchors the question's relative dates ("last spring").
     """
     db = store_or_db if isinstance(store_or_db, Database) else store_or_db.db
-    match = fts_query(query)
-    if match is None or k1 <= 0 or k2 <= 0 or db.dialect != "sqlite":
-        return []  # no full-text index off SQLite yet
-    params: dict[str, Any] = {
-        "query": match,
-        "owner": owner,
-        "session_id": exclude_session_id,
-        "limit": k1 + len(exclude_ids),
-    }
-    async with db.connection() as conn:
-        rows = (await conn.execute(_CANDIDATES, params)).all()
-    candidates = [(view_of(row), -float(row.rank)) for row in rows if row.id not in exclude_ids][:k1]
+    if k1 <= 0 or k2 <= 0:
+        return []
+    lexical = await lexical_candidates(
+        db, owner, query, limit=k1 + len(exclude_ids), exclude_session_id=exclude_session_id, now=now
+    )
+    candidates = [(view, bm) for view, bm in lexical if view.id not in exclude_ids][:k1]
+    # Hybrid phase 1 (memory/hybrid.py): with embeddings on, vector neighbours are fused in.
+    candidates = await fuse_vectors(
+        store_or_db, owner, query, candidates, k1, exclude_session_id, exclude_ids
+    )
     best = max((bm for _, bm in candidates), default=0.0)
     if best <= 0.0:
         return []
@@ -156,7 +259,7 @@ async def two_phase_recall(
         if len(kept) == k2:
             break
     if kept:
-        now = datetime.now(UTC).replace(tzinfo=None)
+        stamp = datetime.now(UTC).replace(tzinfo=None)
         async with db.transaction() as conn:
-            await conn.execute(_MARK_RECALLED, {"ids": [r.episode.id for r in kept], "now": now})
+            await conn.execute(_MARK_RECALLED, {"ids": [r.episode.id for r in kept], "now": stamp})
     return kept

@@ -13,6 +13,7 @@ from memory.recall import Recalled, two_phase_recall
 from memory.updates import UpdateLedger
 from memory.usage import UsageLog
 from memory.users import Users
+from memory.vectors import Vectors
 
 
 class Store:
@@ -25,7 +26,8 @@ class Store:
         self.updates = UpdateLedger(self.db)
         self.usage = UsageLog(self.db)
         self.kv = KeyValues(self.db)
-        self.episodes = Episodes(self.db)
+        self.vectors = Vectors(self.db)  # off until agent/factory.py attaches an embedder
+        self.episodes = Episodes(self.db, on_forget=self.vectors.drop)
 
     async def recall(self, owner: str, query: str, **kw: Any) -> list[Recalled]:
         """:func:`memory.recall.two_phase_recall` on this store."""

@@ -87,6 +87,8 @@ class Settings(BaseSettings):
     files_quota_bytes: int = Field(default=200 * 1024 * 1024, ge=1024)
     mcp_token: SecretStr | None = None
     mcp_allowed_hosts: Annotated[tuple[str, ...], NoDecode] = ()
+    # The Telegram user whose memory the skills server's callers without ``_meta`` (IDEs) share.
+    memory_user: int | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -123,6 +125,11 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return tuple(h.strip().lower() for h in value.split(",") if h.strip())
         return value
+
+    @field_validator("memory_user", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("log_level", mode="before")
     @classmethod

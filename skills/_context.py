@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 import anyio
 from mcp.server.mcpserver import Context
 
+from skills._stores import Stores
 from skills._tool import SkillError
 
 USER_ID_KEY = "omni/user_id"
@@ -31,6 +32,9 @@ class SkillsContext:
     max_write_bytes: int = 10 * 1024 * 1024
     quota_bytes: int = 200 * 1024 * 1024
     tool_timeout: float = 60.0
+    # Whose memory a caller without ``_meta`` (an IDE) shares: a Telegram user id, or None.
+    memory_user: int | None = None
+    stores: Stores | None = None  # the memory store and knowledge index, opened on first use
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +70,14 @@ def caller_from_meta(meta: Mapping[str, Any] | None) -> Caller:
 
 def skills_context(ctx: ToolContext) -> SkillsContext:
     return ctx.request_context.lifespan_context
+
+
+def stores_of(ctx: ToolContext) -> Stores:
+    """The server's memory store and knowledge index (opened on first use)."""
+    stores = skills_context(ctx).stores
+    if stores is None:
+        raise SkillError("this server has no memory configured")
+    return stores
 
 
 def caller_of(ctx: ToolContext) -> Caller:

@@ -1,5 +1,6 @@
 """Episodic memory: who said an episode and its neighbouring turn, an (owner, time) index,
-the full-text index over text, speaker and context, and which episodes each answer recalled.
+a contentless full-text index over text, context, speaker and owner, and which episodes each answer
+recalled.
 
 Revision ID: 0002_episodes
 Revises: 0001_initial
@@ -18,30 +19,59 @@ down_revision: str | None = "0001_initial"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-# SQLite-only, as in 0001: the index now has three columns (bm25 weights them in
-# memory/recall.py). ``context`` holds the neighbouring turn's text, so a question finds the
-# answer that follows it and the other way round; ``speaker`` lets "what did Ana say" match.
-# Updates of q/recall_count do not touch the index (the trigger names its columns).
-_COLUMNS = ("text", "speaker", "context")
+# SQLite-only, as in 0001. The index is contentless (content=''): it keeps only tokens, and its
+# columns need not be columns of ``episodes``:
+# - ``text``: the episode's words;
+# - ``context``: the neighbouring turns' text, so a question finds the answer that follows it
+#   and the other way round (memory/episodes.py fills it);
+# - ``owner``: one token naming the owner (``_OWNER_TOKEN``, mirrored by memory/recall.py). A
+#   recall matches ``owner : <token> AND (terms)``, and FTS5 evaluates AND by seeking, so its
+#   cost follows the owner's episodes, not every owner's.
+# - ``speaker``: who said it, weighted low in recall: a name matches half of a two-person
+#   conversation, and at the text's weight it swamped the text's relevance.
+# Updates of q/recall_count do not
+# touch the index (the trigger names its columns). Deletes pass the old values, as a contentless
+# table needs; memory/episodes.py merges the index after a forget so no token lingers.
+_OWNER_TOKEN = "'o' || lower(hex(coalesce({row}.owner_key, ''))) || '0'"  # hex: one token; 0: no stem
 
 
-def _fts_up(columns: Sequence[str]) -> list[str]:
-    names = ", ".join(columns)
-    new = ", ".join(f"new.{c}" for c in columns)
-    old = ", ".join(f"old.{c}" for c in columns)
-    delete = f"INSERT INTO episodes_fts(episodes_fts, rowid, {names}) VALUES ('delete', old.id, {old});"
+def _values(row: str) -> str:
+    return f"{row}.text, {row}.context, {row}.speaker, {_OWNER_TOKEN.format(row=row)}"
+
+
+def _fts_up() -> list[str]:
+    delete = (
+        "INSERT INTO episodes_fts(episodes_fts, rowid, text, context, speaker, owner) "
+        f"VALUES ('delete', old.id, {_values('old')});"
+    )
+    insert = (
+        f"INSERT INTO episodes_fts(rowid, text, context, speaker, owner) VALUES (new.id, {_values('new')});"
+    )
     return [
-        f"CREATE VIRTUAL TABLE episodes_fts USING fts5({names}, content='episodes', "
-        "content_rowid='id', tokenize='porter unicode61')",
-        f"CREATE TRIGGER episodes_fts_ai AFTER INSERT ON episodes BEGIN "
-        f"INSERT INTO episodes_fts(rowid, {names}) VALUES (new.id, {new}); END",
+        "CREATE VIRTUAL TABLE episodes_fts USING fts5(text, context, speaker, owner, content='', "
+        "tokenize='porter unicode61')",
+        f"CREATE TRIGGER episodes_fts_ai AFTER INSERT ON episodes BEGIN {insert} END",
         f"CREATE TRIGGER episodes_fts_ad AFTER DELETE ON episodes BEGIN {delete} END",
-        f"CREATE TRIGGER episodes_fts_au AFTER UPDATE OF {names} ON episodes BEGIN {delete} "
-        f"INSERT INTO episodes_fts(rowid, {names}) VALUES (new.id, {new}); END",
-        "INSERT INTO episodes_fts(episodes_fts) VALUES ('rebuild')",
+        "CREATE TRIGGER episodes_fts_au AFTER UPDATE OF text, context, speaker, owner_key ON episodes "
+        f"BEGIN {delete} {insert} END",
+        "INSERT INTO episodes_fts(rowid, text, context, speaker, owner) "
+        f"SELECT id, {_values('episodes')} FROM episodes",
     ]
 
 
+# 0001's index, restored by a downgrade.
+_FTS_0001 = [
+    "CREATE VIRTUAL TABLE episodes_fts USING fts5("
+    "text, content='episodes', content_rowid='id', tokenize='porter unicode61')",
+    "CREATE TRIGGER episodes_fts_ai AFTER INSERT ON episodes BEGIN "
+    "INSERT INTO episodes_fts(rowid, text) VALUES (new.id, new.text); END",
+    "CREATE TRIGGER episodes_fts_ad AFTER DELETE ON episodes BEGIN "
+    "INSERT INTO episodes_fts(episodes_fts, rowid, text) VALUES ('delete', old.id, old.text); END",
+    "CREATE TRIGGER episodes_fts_au AFTER UPDATE OF text ON episodes BEGIN "
+    "INSERT INTO episodes_fts(episodes_fts, rowid, text) VALUES ('delete', old.id, old.text); "
+    "INSERT INTO episodes_fts(rowid, text) VALUES (new.id, new.text); END",
+    "INSERT INTO episodes_fts(episodes_fts) VALUES ('rebuild')",
+]
 _FTS_DROP = [
     "DROP TRIGGER IF EXISTS episodes_fts_au",
     "DROP TRIGGER IF EXISTS episodes_fts_ad",
@@ -73,13 +103,13 @@ def upgrade() -> None:
     )
     op.create_index("ix_answer_recalls_episode_id", "answer_recalls", ["episode_id"], unique=False)
     if _sqlite():
-        for statement in [*_FTS_DROP, *_fts_up(_COLUMNS)]:
+        for statement in [*_FTS_DROP, *_fts_up()]:
             op.execute(statement)
 
 
 def downgrade() -> None:
     if _sqlite():
-        for statement in [*_FTS_DROP, *_fts_up(("text",))]:
+        for statement in [*_FTS_DROP, *_FTS_0001]:
             op.execute(statement)
     op.drop_index("ix_answer_recalls_episode_id", table_name="answer_recalls")
     op.drop_table("answer_recalls")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
@@ -11,11 +12,13 @@ from typing import Any
 import pytest
 
 from agent import Agent, RetryPolicy, ToolProvider, open_agent
+from agent.mcp_config import StdioSpec
 from memory.migrate import upgrade
 from memory.store import Store, open_store
 from omni.settings import Settings
 from tests.fakes.llm_api import FakeLLM
 from tests.fakes.server import serve
+from tests.tools.conftest import EXTRA_SERVER
 
 API_KEY = "sk-test-0123456789abcdef-secret"
 # Real backoff shape, test-sized waits.
@@ -78,3 +81,9 @@ async def store(database_url: str) -> AsyncIterator[Store]:
     """A second connection to the test database, for reading what the agent stored."""
     async with open_store(database_url) as opened:
         yield opened
+
+
+@pytest.fixture
+def extra_spec() -> StdioSpec:
+    """A tiny real MCP server over stdio (echo, slow, big, ...), for the agent with a ToolBox."""
+    return StdioSpec(command=sys.executable, args=[str(EXTRA_SERVER)])

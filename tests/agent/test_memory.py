@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from agent import Turn
+from agent import ToolProvider, Turn
 from memory.store import Store
 from tests.agent.conftest import OpenAgent
 from tests.fakes.llm_api import FakeLLM, ScriptedReply
@@ -89,7 +89,7 @@ async def test_a_group_remembers_who_said_what(agent_on: OpenAgent, llm: FakeLLM
 async def test_tools_used_are_summarised_on_the_answer_episode(
     agent_on: OpenAgent, llm: FakeLLM, store: Store
 ) -> None:
-    class Clock:
+    class Clock(ToolProvider):
         async def list_tools(self, turn: Turn) -> list[dict[str, Any]]:
             schema = {"type": "object", "properties": {}}
             return [{"type": "function", "function": {"name": "time_now", "parameters": schema}}]

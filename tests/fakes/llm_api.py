@@ -14,6 +14,12 @@ the object, drive it over HTTP: ``POST /_control/enqueue`` (a JSON list of Scrip
 fields), ``GET /_control/requests``, ``POST /_control/reset``, ``POST /_control/config``
 (``{"default_delay": float}``).
 
+``/v1/embeddings`` answers deterministic vectors: each word (lowercased, ``\\w+``) hashed
+into ``EMBEDDING_DIM`` buckets with a sign, summed and scaled to unit length, so texts sharing
+words are similar. ``fail_embeddings(n)`` (or ``POST /_control/config`` with
+``{"embedding_failures": n}``) makes the next n embedding calls fail with a 503; embedding
+calls are kept in ``embedding_requests``, apart from the chat completions in ``requests``.
+
 The object is shared between the test and a server that may run in another thread
 (``serve_in_thread``), so its state sits behind a lock.
 """
@@ -21,7 +27,12 @@ The object is shared between the test and a server that may run in another threa
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import json
+import math
+import re
+import struct
 import threading
 import time
 from collections import deque
@@ -35,6 +46,8 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 MODEL_ID = "fake-model"
+EMBEDDING_DIM = 64
+_WORD = re.compile(r"\w+")
 
 _ERRORS: dict[int, tuple[str, str]] = {
     400: ("invalid_request_error", "Bad request (scripted)."),
@@ -87,10 +100,14 @@ class FakeLLM:
         self._lock = threading.Lock()
         self._arrived = threading.Condition(self._lock)
         self._call_ids = 0
+        self.embedding_requests: list[dict[str, Any]] = []
+        self.embedding_failures = 0
         self.app = Starlette(
             routes=[
                 Route("/v1/chat/completions", self._completions, methods=["POST"]),
                 Route("/chat/completions", self._completions, methods=["POST"]),
+                Route("/v1/embeddings", self._embeddings, methods=["POST"]),
+                Route("/embeddings", self._embeddings, methods=["POST"]),
                 Route("/v1/models", self._models, methods=["GET"]),
                 Route("/models", self._models, methods=["GET"]),
                 Route("/_control/enqueue", self._control_enqueue, methods=["POST"]),
@@ -109,6 +126,19 @@ class FakeLLM:
             self._queue.clear()
             self.requests.clear()
             self.headers.clear()
+            self.embedding_requests.clear()
+            self.embedding_failures = 0
+
+    def fail_embeddings(self, count: int) -> None:
+        """The next ``count`` embedding calls answer 503."""
+        with self._lock:
+            self.embedding_failures = count
+
+    @property
+    def embedded_texts(self) -> list[str]:
+        """Every text the embeddings endpoint answered for, in order."""
+        with self._lock:
+            return [t for body in self.embedding_requests if body.get("_ok") for t in _inputs(body)]
 
     @property
     def pending(self) -> int:
@@ -195,6 +225,38 @@ class FakeLLM:
             return StreamingResponse(_sse(payload), media_type="text/event-stream")
         return JSONResponse(payload)
 
+    async def _embeddings(self, request: Request) -> Response:
+        try:
+            body = await request.json()
+        except json.JSONDecodeError:
+            return _error(400, "The request body is not valid JSON.")
+        if not isinstance(body, dict) or "input" not in body:
+            return _error(400, "'input' is a required property.")
+        with self._lock:
+            self.embedding_requests.append(body)
+            failing = self.embedding_failures > 0
+            self.embedding_failures -= failing
+            body["_ok"] = not failing
+        if failing:
+            return _error(503)
+        texts = _inputs(body)
+        data = []
+        for i, text in enumerate(texts):
+            vector = fake_embedding(text)
+            value: Any = vector
+            if body.get("encoding_format") == "base64":
+                value = base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
+            data.append({"object": "embedding", "index": i, "embedding": value})
+        tokens = sum(_estimate_tokens(t) for t in texts)
+        return JSONResponse(
+            {
+                "object": "list",
+                "data": data,
+                "model": body.get("model", MODEL_ID),
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+            }
+        )
+
     async def _models(self, request: Request) -> Response:
         model = {"id": MODEL_ID, "object": "model", "created": 0, "owned_by": "omni-tests"}
         return JSONResponse({"object": "list", "data": [model]})
@@ -218,7 +280,27 @@ class FakeLLM:
         config = await request.json()
         if "default_delay" in config:
             self.default_delay = float(config["default_delay"])
+        if "embedding_failures" in config:
+            self.fail_embeddings(int(config["embedding_failures"]))
         return JSONResponse({"default_delay": self.default_delay})
+
+
+def _inputs(body: dict[str, Any]) -> list[str]:
+    raw = body.get("input")
+    return [raw] if isinstance(raw, str) else [str(t) for t in raw or []]
+
+
+def fake_embedding(text: str, dim: int = EMBEDDING_DIM) -> list[float]:
+    """A deterministic unit vector: the text's words hashed into ``dim`` signed buckets."""
+    vector = [0.0] * dim
+    for word in _WORD.findall(text.lower()):
+        digest = hashlib.blake2b(word.encode(), digest_size=8).digest()
+        bucket = int.from_bytes(digest[:4], "little") % dim
+        vector[bucket] += 1.0 if digest[4] & 1 else -1.0
+    norm = math.sqrt(sum(x * x for x in vector))
+    if norm == 0.0:
+        vector[0], norm = 1.0, 1.0  # no words: still a valid vector
+    return [x / norm for x in vector]
 
 
 async def _client_left(request: Request, delay: float) -> bool:
@@ -253,4 +335,4 @@ async def _sse(payload: dict[str, Any]) -> AsyncIterator[str]:
     yield "data: [DONE]\n\n"
 
 
-__all__ = ["MODEL_ID", "FakeLLM", "ScriptedReply"]
+__all__ = ["EMBEDDING_DIM", "MODEL_ID", "FakeLLM", "ScriptedReply", "fake_embedding"]

@@ -11,6 +11,11 @@ Inline keyboards: ``push_callback`` presses a button of a message the bot sent (
 ``callback_query`` update), ``buttons`` reads a message's current keyboard (after edits), and
 ``answerCallbackQuery`` calls are kept in ``callback_answers``.
 
+Reactions: ``push_reaction`` changes a user's emoji reactions on a message the bot sent (a
+``message_reaction`` update). Like the real server, ``getUpdates`` delivers only the update types
+named in the last ``allowed_updates`` it got, and without one every type but ``chat_member``,
+``message_reaction`` and ``message_reaction_count`` (which a bot must ask for).
+
 Tests drive it through Python (``push_text``, ``sent``, ``wait_for_messages``, ``fail_next``) when
 it runs in their process, or through ``/_control/...`` endpoints from another process. It is
 thread-safe: the server may run in a thread (``serve_in_thread``) while a test thread waits.
@@ -23,6 +28,7 @@ import contextlib
 import json
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -48,6 +54,8 @@ _JSON_FIELDS = {
     "link_preview_options",
 }
 _NUMBER_FIELDS = {"chat_id", "offset", "limit", "timeout", "message_id", "user_id"}
+# Update types Telegram sends only to a bot that names them in allowed_updates.
+_OPT_IN_UPDATES = frozenset({"chat_member", "message_reaction", "message_reaction_count"})
 
 
 @dataclass
@@ -93,6 +101,7 @@ class FakeTelegram:
         self.callback_answers: list[dict[str, Any]] = []
         self._markups: dict[tuple[int, int], Any] = {}  # (chat, message) -> its inline keyboard
         self._next_callback_id = 1
+        self._allowed_updates: frozenset[str] | None = None  # None: Telegram's default
         self.app = Starlette(
             routes=[
                 Route("/bot{token}/{method}", self._api, methods=["GET", "POST"]),
@@ -187,6 +196,31 @@ class FakeTelegram:
             },
         }
         return self.push_update({"callback_query": query})
+
+    def push_reaction(
+        self,
+        user_id: int,
+        message: Sent,
+        new: Sequence[str] = ("👍",),
+        old: Sequence[str] = (),
+        *,
+        first_name: str = "Ana",
+        chat_type: str | None = None,
+    ) -> int:
+        """A user's emoji reactions on ``message`` change from ``old`` to ``new`` (an empty
+        ``new`` takes them back); returns the update id."""
+        chat_type = chat_type or ("private" if message.chat_id > 0 else "group")
+        chat: dict[str, Any] = {"id": message.chat_id, "type": chat_type}
+        chat.update({"first_name": first_name} if chat_type == "private" else {"title": "A group"})
+        reaction = {
+            "chat": chat,
+            "message_id": message.message_id,
+            "user": {"id": user_id, "is_bot": False, "first_name": first_name},
+            "date": int(time.time()),
+            "old_reaction": [{"type": "emoji", "emoji": e} for e in old],
+            "new_reaction": [{"type": "emoji", "emoji": e} for e in new],
+        }
+        return self.push_update({"message_reaction": reaction})
 
     def buttons(self, message: Sent) -> list[tuple[str, str]]:
         """The (text, callback_data) of the inline buttons now under ``message``, row by row."""
@@ -340,12 +374,16 @@ class FakeTelegram:
             await asyncio.sleep(0.5)  # hangs until the client gives up on it
         offset = int(params.get("offset") or 0)
         limit = int(params.get("limit") or 100)
+        if "allowed_updates" in params:  # kept until a later call names others, as Telegram does
+            with self._lock:
+                self._allowed_updates = frozenset(params["allowed_updates"] or ()) or None
         deadline = time.monotonic() + float(params.get("timeout") or 0)
         while True:
             event = asyncio.Event()
             with self._lock:
                 if offset:
                     self._updates = [u for u in self._updates if u["update_id"] >= offset]
+                self._updates = [u for u in self._updates if self._wanted(u)]  # the rest is dropped
                 ready = self._updates[:limit]
                 if not ready:
                     self._waiters.append((asyncio.get_running_loop(), event))
@@ -363,6 +401,12 @@ class FakeTelegram:
                     self._waiters = [w for w in self._waiters if w[1] is not event]
                 if request is not None and await request.is_disconnected():
                     return []
+
+    def _wanted(self, update: dict[str, Any]) -> bool:
+        kind = next((k for k in update if k != "update_id"), "")
+        if self._allowed_updates is None:
+            return kind not in _OPT_IN_UPDATES
+        return kind in self._allowed_updates
 
     def _record(
         self, method: str, params: dict[str, Any], text: str, message_id: int | None = None

@@ -105,7 +105,7 @@ def test_builtin_tool_names_match_the_contract(make_settings: Callable[..., Sett
 
     server = build_server(make_settings(shell_enabled=True))
     names = [t.name for t in server._tool_manager.list_tools()]
-    assert len(names) == len(set(names)) == 17
+    assert len(names) == len(set(names)) == 22
     assert all(re.fullmatch(r"[a-zA-Z0-9_-]{1,64}", n) for n in names)
 
 

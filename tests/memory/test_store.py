@@ -225,3 +225,41 @@ async def test_a_read_never_leaves_a_transaction_open(store: Store) -> None:
         await conn.scalar(text("SELECT count(*) FROM messages"))  # autobegins
     async with store.db.connection() as conn:
         assert not conn.in_transaction()
+
+
+async def test_window_starts_at_the_latest_summary_and_counts_it_in_the_budget(store: Store) -> None:
+    ref = await store.conversations.current("cli:s")
+    ids = await store.conversations.append(
+        ref.session_id,
+        NewMessage("user", "one", tokens=10),
+        NewMessage("assistant", "a one", tokens=10),
+        NewMessage("user", "two", tokens=10),
+        NewMessage("assistant", "a two", tokens=10),
+    )
+    await store.conversations.add_summary(ref.session_id, "first summary", through=ids[1])
+    later = await store.conversations.append(ref.session_id, NewMessage("user", "three", tokens=10))
+    await store.conversations.add_summary(ref.session_id, "both summarised", through=ids[3])
+    await store.conversations.append(ref.session_id, NewMessage("assistant", "a three", tokens=10))
+
+    window = await store.conversations.window(ref.session_id, token_budget=1_000)
+    assert [(m.role, m.content) for m in window] == [
+        ("system", "both summarised"),
+        ("user", "three"),
+        ("assistant", "a three"),
+    ]
+    summary, rest = await store.conversations.unsummarised(ref.session_id)
+    assert summary is not None and summary.content == "both summarised"
+    assert [m.id for m in rest] == [later[0], later[0] + 2]
+    # The summary takes room: what is left holds only the newest message (always kept).
+    tight = await store.conversations.window(ref.session_id, token_budget=window[0].tokens + 5)
+    assert [m.content for m in tight] == ["both summarised", "a three"]
+
+
+async def test_messages_are_counted_when_stored_when_no_count_is_given(store: Store) -> None:
+    ref = await store.conversations.current("cli:t")
+    await store.conversations.append(
+        ref.session_id, NewMessage("user", "x" * 400), NewMessage("user", "ж" * 400)
+    )
+    ascii_row, cyrillic = await store.conversations.messages(ref.session_id)
+    assert 100 <= ascii_row.tokens <= 110
+    assert cyrillic.tokens >= 2 * ascii_row.tokens - 10  # two bytes a letter: more tokens

@@ -1,0 +1,184 @@
+"""Episodic memory at scale: one heavy user among many, on one SQLite file.
+
+    python bench/memory_scale.py [--users 1000] [--heavy 100000] [--rows 1000000] [--json]
+
+The store is migrated to head in a temporary folder and filled through ``store.episodes.add_many``
+(the bench's and imports' path; the agent's stores the same rows one exchange at a time): one
+user with ``--heavy`` episodes, one with ``--medium`` (the "10,000 episodes" user of the issue),
+and the rest of ``--rows`` spread over the other users; each turn indexed with its neighbours as
+the bot does. Text is drawn from a Zipf-distributed vocabulary of
+pronounceable made-up words (a few very common, a long tail of rare ones), so every query meets
+common terms that match tens of thousands of rows and rare ones that match a few.
+
+Each query is three to eight words: two taken from one of the user's episodes, the rest drawn
+from the same Zipf law (what a question looks like: a few specific words among common ones).
+Reported: ingest episodes/s, recall latency p50/p95/max through ``store.recall`` (two phases and
+the recall-count update), the longest single statement (phase 1's query: the event loop is held
+for that long at most), and the database size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import json
+import random
+import statistics
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from memory.migrate import upgrade  # noqa: E402
+from memory.recall import lexical_candidates  # noqa: E402
+from memory.store import Store, open_store  # noqa: E402
+from memory.types import NewEpisode  # noqa: E402
+
+VOCABULARY = 50_000
+BATCH = 2_000  # episodes per add_many (one transaction)
+_ONSETS = ["b", "d", "f", "g", "k", "l", "m", "n", "p", "r", "s", "t", "v", "z", "ch", "sh", "tr", "pl"]
+_VOWELS = ["a", "e", "i", "o", "u", "ai", "ou"]
+
+
+class Words:
+    """A Zipf (s = 1) vocabulary of made-up words: word i is drawn with weight 1 / (i + 1)."""
+
+    def __init__(self, rng: random.Random, size: int) -> None:
+        seen: dict[str, None] = {}
+        while len(seen) < size:
+            syllables = rng.choice((1, 2, 2, 3, 3, 4))
+            seen["".join(rng.choice(_ONSETS) + rng.choice(_VOWELS) for _ in range(syllables))] = None
+        self.words = list(seen)
+        self.cum = list(itertools.accumulate(1.0 / (i + 1) for i in range(size)))
+        self.rng = rng
+
+    def draw(self, n: int) -> list[str]:
+        return self.rng.choices(self.words, cum_weights=self.cum, k=n)
+
+    def sentence(self) -> str:
+        return " ".join(self.draw(self.rng.randint(6, 30)))
+
+
+def percentile(values: list[float], p: int) -> float:
+    return statistics.quantiles(values, n=100, method="inclusive")[p - 1] if len(values) > 1 else values[0]
+
+
+async def fill(store: Store, owner: str, count: int, words: Words, start: datetime) -> tuple[int, float]:
+    """``count`` episodes of ``owner``, a minute apart, each indexed with the turns before and
+    after it (``add_many`` fills the context); (stored, seconds)."""
+    seconds = 0.0
+    done = 0
+    while done < count:
+        n = min(BATCH, count - done)
+        items = [
+            NewEpisode(
+                words.sentence(),
+                speaker="user" if (done + i) % 2 == 0 else "assistant",
+                created_at=start + timedelta(minutes=done + i),
+            )
+            for i in range(n)
+        ]
+        started = time.perf_counter()
+        await store.episodes.add_many(owner, items)
+        seconds += time.perf_counter() - started
+        done += n
+    return done, seconds
+
+
+async def ask(store: Store, owner: str, questions: list[str]) -> dict[str, float]:
+    """Recall latency through the agent's path, and the phase-1 statement alone."""
+    whole: list[float] = []
+    statement: list[float] = []
+    for q in questions:
+        started = time.perf_counter()
+        await store.recall(owner, q)
+        whole.append((time.perf_counter() - started) * 1000)
+        started = time.perf_counter()
+        await lexical_candidates(store.db, owner, q, limit=20)
+        statement.append((time.perf_counter() - started) * 1000)
+    return {
+        "recall_ms_p50": statistics.median(whole),
+        "recall_ms_p95": percentile(whole, 95),
+        "recall_ms_max": max(whole),
+        "statement_ms_p50": statistics.median(statement),
+        "statement_ms_max": max(statement),
+    }
+
+
+def questions_for(rng: random.Random, words: Words, texts: list[str], n: int) -> list[str]:
+    out = []
+    for _ in range(n):
+        own = rng.choice(texts).split()
+        picked = rng.sample(own, min(2, len(own))) + words.draw(rng.randint(1, 6))
+        rng.shuffle(picked)
+        out.append("What about " + " ".join(picked) + "?")
+    return out
+
+
+async def run(args: argparse.Namespace, db_path: Path) -> dict[str, Any]:
+    rng = random.Random(13)
+    words = Words(rng, VOCABULARY)
+    start = datetime(2024, 1, 1, tzinfo=UTC)
+    heavy, medium = "user:1", "user:2"
+    others = max(args.users - 2, 0)
+    rest = max(args.rows - args.heavy - args.medium, 0)
+    async with open_store(f"sqlite+aiosqlite:///{db_path}") as store:
+        heavy_n, heavy_s = await fill(store, heavy, args.heavy, words, start)
+        medium_n, medium_s = await fill(store, medium, args.medium, words, start)
+        other_n, other_s = 0, 0.0
+        for i in range(others):
+            share = rest // others + (1 if i < rest % others else 0)
+            n, s = await fill(store, f"user:{i + 3}", share, words, start)
+            other_n, other_s = other_n + n, other_s + s
+        total = heavy_n + medium_n + other_n
+        ingest_s = heavy_s + medium_s + other_s
+        size = store.database_bytes() or 0
+        result: dict[str, Any] = {
+            "users": args.users,
+            "episodes": total,
+            "ingest_episodes_per_s": total / ingest_s if ingest_s else 0.0,
+            "database_bytes": size,
+        }
+        for name, owner, count in (("heavy", heavy, heavy_n), ("medium", medium, medium_n)):
+            page, _ = await store.episodes.listing(owner, limit=500)
+            qs = questions_for(rng, words, [e.text for e in page], args.questions)
+            result[name] = {"episodes": count, **await ask(store, owner, qs)}
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--users", type=int, default=1_000)
+    parser.add_argument("--heavy", type=int, default=100_000, help="episodes of the heavy user")
+    parser.add_argument("--medium", type=int, default=10_000, help="episodes of the second user")
+    parser.add_argument("--rows", type=int, default=1_000_000, help="episodes in all")
+    parser.add_argument("--questions", type=int, default=200)
+    parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="omni-bench-scale-") as tmp:
+        db_path = Path(tmp) / "scale.db"
+        upgrade(f"sqlite+aiosqlite:///{db_path}")
+        out = asyncio.run(run(args, db_path))
+    print(
+        f"{out['episodes']:,} episodes of {out['users']:,} users: ingest {out['ingest_episodes_per_s']:,.0f} "
+        f"episodes/s, database {out['database_bytes'] / 1e6:,.1f} MB"
+    )
+    for name in ("heavy", "medium"):
+        r = out[name]
+        print(
+            f"recall, a user with {r['episodes']:,} episodes: p50 {r['recall_ms_p50']:.2f} ms, "
+            f"p95 {r['recall_ms_p95']:.2f} ms, max {r['recall_ms_max']:.2f} ms; phase-1 statement "
+            f"p50 {r['statement_ms_p50']:.2f} ms, max {r['statement_ms_max']:.2f} ms"
+        )
+    if args.json:
+        print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()

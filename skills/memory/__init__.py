@@ -1,0 +1,1 @@
+"""The memory skill: remember, recall and forget on the user's long-term memory."""
