@@ -73,3 +73,18 @@ prose or short bullet points in the user's language, at most {words} words, and 
 def summary_section(summary: str) -> str:
     """The stored summary as the system prompt carries it."""
     return f"{SUMMARY_HEADER}\n{summary}"
+
+
+CONSOLIDATE = """\
+You keep a notebook of durable facts about a person, from their chats with their assistant, \
+omni. Below are the facts already noted (with ids, as `[F12] ...`) and new chat turns (with \
+ids, as `[34] 2026-05-01 user: ...`). Note only facts that will still matter in weeks: who \
+they are, people and pets in their life, where they live and work, preferences, plans with \
+dates, health, ongoing projects. Nothing about the assistant, no small talk, nothing already \
+noted unless it changed. Write each fact as one short sentence in the third person with \
+absolute dates (turn the turn's date into one when the turn says "yesterday" or "next week"). \
+When a new fact contradicts a noted one (a move, a new job, a changed plan), list the noted \
+fact's id in "supersedes".
+Answer with JSON only, in this shape: \
+{"facts": [{"text": "...", "sources": [turn ids], "supersedes": [fact ids]}]} \
+and {"facts": []} when there is nothing durable."""

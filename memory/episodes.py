@@ -56,6 +56,13 @@ _LISTING = (
 _OWNER_COUNT = select(func.count()).select_from(Episode).where(Episode.owner_key == bindparam("owner"))
 _COUNT = select(func.count()).select_from(Episode)
 _FORGET_ONE = delete(Episode).where(Episode.owner_key == bindparam("owner"), Episode.id == bindparam("eid"))
+FACT = "fact"  # the speaker of a fact distilled from turns (memory/facts.py)
+_FACTS_OF = select(Episode.id, Episode.meta).where(
+    Episode.owner_key == bindparam("owner"), Episode.speaker == FACT
+)
+_FORGET_MANY = delete(Episode).where(
+    Episode.owner_key == bindparam("owner"), Episode.id.in_(bindparam("ids", expanding=True))
+)
 _FORGET_ALL = delete(Episode).where(Episode.owner_key == bindparam("owner"))
 _CHAT_OF_KEY = select(Chat.id, Chat.current_session_id).where(Chat.key == bindparam("key"))
 _CHAT_SESSIONS = select(Session.id).where(Session.chat_id == bindparam("chat_id"))
@@ -174,6 +181,18 @@ async def record_recalls(conn: Conn, message_id: int, episode_ids: Sequence[int]
         )
 
 
+async def _forget_facts_from(conn: Conn, owner: str, episode_id: int) -> None:
+    rows = (await conn.execute(_FACTS_OF, {"owner": owner})).all()
+    drawn = [row.id for row in rows if episode_id in _sources(row.meta)]
+    if drawn:
+        await conn.execute(_FORGET_MANY, {"owner": owner, "ids": drawn})
+
+
+def _sources(meta: Any) -> list[int]:
+    raw = meta.get("sources") if isinstance(meta, dict) else None
+    return [i for i in raw if isinstance(i, int)] if isinstance(raw, list) else []
+
+
 class Episodes:
     """An owner's episodes; reachable as ``store.episodes``."""
 
@@ -227,9 +246,13 @@ class Episodes:
             await _reward(conn, owner, episode_ids, reward, alpha)
 
     async def forget(self, owner: str, episode_id: int) -> int:
-        """Delete one of ``owner``'s episodes for good (0 or 1); other owners' are never touched."""
+        """Delete one of ``owner``'s episodes for good (0 or 1); other owners' are never touched.
+
+        Facts drawn from it (memory/facts.py) go with it: they would keep what was forgotten."""
         async with self._db.transaction() as conn:
             deleted = (await conn.execute(_FORGET_ONE, {"owner": owner, "eid": episode_id})).rowcount
+            if deleted:
+                await _forget_facts_from(conn, owner, episode_id)
         if deleted:
             if self._on_forget is not None:
                 self._on_forget(owner)

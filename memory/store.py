@@ -8,6 +8,7 @@ from typing import Any
 from memory.conversations import Conversations
 from memory.db import Database
 from memory.episodes import Episodes
+from memory.facts import Facts
 from memory.kv import KeyValues
 from memory.recall import Recalled, two_phase_recall
 from memory.updates import UpdateLedger
@@ -28,6 +29,7 @@ class Store:
         self.kv = KeyValues(self.db)
         self.vectors = Vectors(self.db)  # off until agent/factory.py attaches an embedder
         self.episodes = Episodes(self.db, on_forget=self.vectors.drop)
+        self.facts = Facts(self.db)
 
     async def recall(self, owner: str, query: str, **kw: Any) -> list[Recalled]:
         """:func:`memory.recall.two_phase_recall` on this store."""

@@ -77,6 +77,7 @@ class Settings(BaseSettings):
 
     # Tuning knobs (not in the contract; safe defaults).
     history_tokens: int = Field(default=12_000, ge=500)
+    memory_consolidate_every: int = Field(default=0, ge=0)
     max_tool_rounds: int = Field(default=20, ge=1, le=200)
     tool_timeout: float = Field(default=60.0, gt=0)
     llm_timeout: float = Field(default=120.0, gt=0)
