@@ -1,9 +1,10 @@
 """Compaction: when a session outgrows its window, its oldest part becomes a stored summary.
 
 After each answer the agent tells :class:`Compactor` how full the window it read was. Past
-``TRIGGER`` of the room, a background task (one per session at a time) reads what came after
-the session's last summary, keeps the newest turns worth up to ``KEEP`` of the room (always
-the latest turn), and asks the model to summarise the rest together with the previous summary.
+``TRIGGER`` of the room, or of ``MESSAGES``, a background task (one per session at a time)
+reads what came after the session's last summary, keeps the newest turns worth up to ``KEEP``
+of the room and of ``MESSAGES`` (always the latest turn), and asks the model to summarise the
+rest together with the previous summary.
 The cut always falls just before a user message, so an assistant's tool calls and their
 results stay on the same side of it. The summary is stored (``Conversations.add_summary``) and
 the next turn's window starts with it.
@@ -34,6 +35,11 @@ SUMMARY_SHARE = 0.15  # of the room a summary should take (asked for in words)
 SUMMARY_LIMIT = 0.3  # of the room: a summary longer than asked for is cut to this
 TRANSCRIPT_ROOM = 3  # times the room: a longer backlog (a session older than compaction)
 # is summarised from its newest part
+# A window's messages worth keeping word for word, however short they are: every message costs
+# the provider its framing and the client a pass (litellm's per-message work dominated a turn of
+# a long chat of short messages: measured in-process, a 400-message window took ~15 ms a turn
+# against ~11 ms for 120); older ones are better summarised, and recalled from memory.
+MESSAGES = 160
 TOOL_RESULT_CHARS = 1_000  # of each tool result in the transcript: enough to keep its facts
 
 
@@ -49,10 +55,15 @@ class Plan:
         return self.dropped[-1].id
 
 
-def plan(previous: StoredMessage | None, messages: Sequence[StoredMessage], keep: int) -> Plan | None:
+def plan(
+    previous: StoredMessage | None,
+    messages: Sequence[StoredMessage],
+    keep: int,
+    keep_messages: int = int(MESSAGES * KEEP),
+) -> Plan | None:
     """Split ``messages`` (oldest first, after the last summary) at a user message: the newest
-    turns worth up to ``keep`` tokens stay (the latest turn always does), the rest is summarised.
-    None when there is nothing before the latest turn."""
+    turns worth up to ``keep`` tokens and ``keep_messages`` messages stay (the latest turn
+    always does), the rest is summarised. None when there is nothing before the latest turn."""
     starts = [i for i, m in enumerate(messages) if m.role == "user"]
     if not starts:
         return None
@@ -60,7 +71,7 @@ def plan(previous: StoredMessage | None, messages: Sequence[StoredMessage], keep
     used = sum(m.tokens for m in messages[cut:])
     for start in reversed(starts[:-1]):
         cost = sum(m.tokens for m in messages[start:cut])
-        if used + cost > keep:
+        if used + cost > keep or len(messages) - start > keep_messages:
             break
         cut, used = start, used + cost
     return Plan(previous, list(messages[:cut])) if cut > 0 else None
@@ -144,9 +155,13 @@ class Compactor:
         self._llm = llm
         self._running: dict[int, asyncio.Task[None]] = {}
 
-    def consider(self, session_id: int, *, used: int, room: int, model: str, user_id: int | None) -> None:
-        """Start compacting ``session_id`` if its window (``used`` of ``room`` tokens) is full."""
-        if used <= room * TRIGGER or session_id in self._running:
+    def consider(
+        self, session_id: int, *, used: int, room: int, messages: int, model: str, user_id: int | None
+    ) -> None:
+        """Start compacting ``session_id`` if its window (``used`` of ``room`` tokens, and
+        ``messages`` messages) is full."""
+        full = used > room * TRIGGER or messages > MESSAGES * TRIGGER
+        if not full or session_id in self._running:
             return
         task = asyncio.create_task(
             self._compact(session_id, room, model, user_id), name=f"compact-session-{session_id}"

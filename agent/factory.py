@@ -63,6 +63,7 @@ async def open_agent(
         model=persisted if isinstance(persisted, str) and persisted else settings.llm_model,
         history_tokens=settings.history_tokens,
         max_tool_rounds=settings.max_tool_rounds,
+        consolidate_every=settings.memory_consolidate_every,
     )
     llm = llm_client(settings, retry)
     async with embeddings(settings, store, llm), Agent(store, llm, config, tools=tools) as agent:

@@ -25,6 +25,7 @@ from types import TracebackType
 from typing import Any, Protocol
 
 from agent.compaction import Compactor
+from agent.consolidation import Consolidator
 from agent.context import build_messages
 from agent.errors import AgentError
 from agent.llm import Completion, LLMClient, Message
@@ -91,18 +92,20 @@ class AgentConfig:
     history_tokens: int = 12_000
     max_tool_rounds: int = 20
     timezone: tzinfo | None = None  # None: the machine's local zone
+    consolidate_every: int = 0  # exchanges between fact consolidations; 0: off
 
 
 @dataclass(slots=True)
 class _Remembering:
     """What a turn adds to its owner's memory: recalled into the prompt, tools it used, and the
-    tokens its tool rounds added to the session (for compaction)."""
+    tokens and messages its tool rounds added to the session (for compaction)."""
 
     owner: str
     asked_at: datetime
     recalled: tuple[int, ...] = ()
     tools: list[str] = field(default_factory=list)
     round_tokens: int = 0
+    round_messages: int = 0
 
 
 def owner_of(turn: Turn) -> str:
@@ -133,6 +136,7 @@ class Agent:
         # The tool list rarely changes: its size is kept rather than re-measured every turn.
         self._tool_tokens: tuple[list[Message], int] = ([], 0)
         self._compactor = Compactor(store, llm)
+        self._consolidator = Consolidator(store, llm, config.consolidate_every)
 
     @property
     def model(self) -> str:
@@ -170,12 +174,14 @@ class Agent:
             self._tools.start_in_background()
 
     async def compacted(self) -> None:
-        """Wait for the summaries being written in the background (tests, a clean exit)."""
+        """Wait for the summaries and facts being written in the background (tests, a clean exit)."""
         await self._compactor.wait()
+        await self._consolidator.wait()
 
     async def aclose(self) -> None:
-        """Stop background work; a summary cut short leaves its session's history as it was."""
+        """Stop background work; a summary or consolidation cut short changes nothing."""
         await self._compactor.aclose()
+        await self._consolidator.aclose()
 
     async def __aenter__(self) -> Agent:
         return self
@@ -207,7 +213,11 @@ class Agent:
         memory = _Remembering(owner_of(turn), self._clock())
         # Before the question is stored; the current session is in the window already.
         recalled = await self._store.recall(
-            memory.owner, turn.text, exclude_session_id=session_id, tokens=estimate_tokens
+            memory.owner,
+            turn.text,
+            exclude_session_id=session_id,
+            tokens=estimate_tokens,
+            now=memory.asked_at,
         )
         memory.recalled = tuple(r.episode.id for r in recalled)
         system = self._system_prompt(turn, tools, recalled)
@@ -224,7 +234,10 @@ class Agent:
         reply = await self._answer(session_id, turn, progress, model, tools, messages, memory)
         # What the next turn's window would hold: this one's, the tool rounds and the answer.
         used = sum(m.tokens for m in asked.window) + memory.round_tokens + estimate_tokens(reply.text)
-        self._compactor.consider(session_id, used=used, room=room, model=model, user_id=turn.user_id)
+        count = len(asked.window) + memory.round_messages + 1
+        self._compactor.consider(
+            session_id, used=used, room=room, messages=count, model=model, user_id=turn.user_id
+        )
         return reply
 
     async def _session_of(self, turn: Turn) -> int:
@@ -297,6 +310,7 @@ class Agent:
                 *(self._run_tool(c, turn, progress) for c in completion.tool_calls)
             )
             memory.round_tokens += await self._store_round(session_id, completion, results)
+            memory.round_messages += 1 + len(results)
             memory.tools += [c.name for c in completion.tool_calls if c.name not in memory.tools]
             messages += [completion.message, *results]
         return await self._final_without_tools(session_id, messages, turn, model, total, progress, memory)
@@ -443,6 +457,7 @@ class Agent:
             usage=self._usage(completion, turn, session_id) if completion and unrecorded else None,
             exchange=exchange,
         )
+        self._consolidator.exchanged(memory.owner, model=self.model, user_id=turn.user_id)
         return Reply(text=text, message_id=message_id, usage=total)
 
 

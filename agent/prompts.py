@@ -40,7 +40,7 @@ MEMORY_HEADER = (
     "Things you remember from earlier conversations with this {who} (the date each was said; "
     "use them when they help, and say so if they seem out of date):"
 )
-SPEAKERS = {"user": "they said", "assistant": "you said"}
+SPEAKERS = {"user": "they said", "assistant": "you said", "fact": "a fact you noted"}
 
 
 def memory_section(

@@ -85,6 +85,22 @@ def load(path: Path) -> dict[str, Any]:
     return data
 
 
+def anonymous(data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` with every speaker but the assistant called "user": the bot knows no names, so
+    a question that names a person must find the turns by what they say."""
+    convs = [
+        {
+            **conv,
+            "turns": [
+                {**t, "speaker": "assistant" if t.get("speaker") == "assistant" else "user"}
+                for t in conv["turns"]
+            ],
+        }
+        for conv in data.get("conversations", [])
+    ]
+    return {**data, "conversations": convs}
+
+
 def _when(value: str | None) -> datetime | None:
     if not value:
         return None
@@ -255,7 +271,19 @@ def main() -> None:
     parser.add_argument("--embeddings", choices=["hashed", "minilm"], help="hybrid, bench/_embeddings.py")
     parser.add_argument("--minilm", type=Path, help="all-MiniLM-L6-v2's folder, for --embeddings minilm")
     parser.add_argument("--fusion", choices=["convex", "minmax", "rrf"], help="memory/hybrid.py's fusion")
+    parser.add_argument(
+        "--anonymous-speakers",
+        action="store_true",
+        help='speakers renamed "user" (the assistant stays "assistant"), as the bot stores them',
+    )
+    parser.add_argument(
+        "--no-feedback", action="store_true", help="without pseudo-relevance feedback (memory/expansion.py)"
+    )
     args = parser.parse_args()
+    if args.no_feedback:
+        from memory import expansion
+
+        expansion.FEEDBACK_TERMS = 0
     if args.embeddings:
         global PREPARE
         from bench import _embeddings
@@ -266,6 +294,8 @@ def main() -> None:
     if args.k < 1:
         _fail("--k must be at least 1")
     data = load(args.dataset)
+    if args.anonymous_speakers:
+        data = anonymous(data)
     ks = sorted({*TABLE_KS, args.k})
     convs = data.get("conversations", [])
     turns = sum(len(c["turns"]) for c in convs)

@@ -2,8 +2,10 @@
 
 A chat (``tg:<id>``, ``cli:<name>``, ...) has one current session; ``new_session`` opens a
 fresh one and keeps the old. ``window`` returns the newest messages that fit a token budget,
-starting at a user message so tool results never lose the call they answer: this module is
-the one owner of that rule, and of how many tokens a message takes (``estimate_tokens``).
+starting at a user message so tool results never lose the call they answer (the rule is
+``memory.window``'s); this module owns how many tokens a message takes (``estimate_tokens``).
+The window read on every turn (``add_question``) comes from a tail of the session kept in
+memory and appended to by every write here, checked against the database each time.
 
 A session's oldest part may be replaced in the window by a summary (compaction): a message
 with role ``system`` (the system prompt itself is never stored, so the role marks a summary)
@@ -21,16 +23,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
-    CompoundSelect,
     CursorResult,
-    Integer,
     bindparam,
-    cast,
     func,
     insert,
-    or_,
     select,
-    union_all,
     update,
 )
 
@@ -38,8 +35,9 @@ from memory.connection import Conn
 from memory.db import Database
 from memory.episodes import insert_episodes, record_recalls, with_context
 from memory.models import Chat, Message, Session, Usage, User
-from memory.types import Asked, Exchange, NewMessage, Role, SessionRef, StoredMessage, UsageRecord
+from memory.types import Asked, Exchange, NewMessage, SessionRef, StoredMessage, UsageRecord
 from memory.usage import usage_values
+from memory.window import ROWS, SUMMARY_ROLE, Tail, Tails
 
 _WINDOW_COLUMNS = (
     "id",
@@ -79,7 +77,6 @@ def _new_id(result: CursorResult[Any]) -> int:
     return int(key)
 
 
-SUMMARY_ROLE: Role = "system"  # only summaries are stored with it (see the module's docstring)
 SUMMARY_NAME = "summary"  # their tool_name, so a row read by hand says what it is
 MESSAGE_OVERHEAD = 4  # tokens a provider spends on a message's role and separators
 
@@ -118,50 +115,23 @@ def _values(session_id: int, msg: NewMessage) -> dict[str, Any]:
     )
 
 
-def _window_query() -> CompoundSelect[Any]:
-    """The prompt window's query, built once: it runs on every turn, and building and keying a
-    statement with a window function costs more than SQLite takes to run it.
-
-    Only the newest ``limit`` messages are read (through the ``(session_id, id)`` index), not
-    the whole session: a session months long costs a turn no more than a new one (measured:
-    30,000 messages took 98 ms a turn when all were summed). Among them, the latest summary
-    (if any) and the messages after the ones it covers, newest first while their running total
-    and the summary fit ``budget``; the newest message always comes back."""
-    newest = (
-        select(*(getattr(Message, name) for name in _WINDOW_COLUMNS))
-        .where(Message.session_id == bindparam("session_id"))
-        .order_by(Message.id.desc())
-        .limit(bindparam("limit", literal_execute=False))
-        .cte("newest")
-    )
-    latest = (
-        select(newest.c.id)
-        .where(newest.c.role == SUMMARY_ROLE)
-        .order_by(newest.c.id.desc())
-        .limit(1)
-        .scalar_subquery()
-    )
-    covered = select(cast(newest.c.tool_call_id, Integer)).where(newest.c.id == latest).scalar_subquery()
-    summary_tokens = select(newest.c.tokens).where(newest.c.id == latest).scalar_subquery()
-    newest_first = newest.c.id.desc()
-    summed = (
-        select(
-            *(newest.c[name] for name in _WINDOW_COLUMNS),
-            func.sum(newest.c.tokens).over(order_by=newest_first).label("used"),
-            func.row_number().over(order_by=newest_first).label("rn"),
-        )
-        .where(newest.c.role != SUMMARY_ROLE, newest.c.id > func.coalesce(covered, 0))
-        .subquery()
-    )
-    room: Any = bindparam("budget") - func.coalesce(summary_tokens, 0)
-    history = select(*(summed.c[name] for name in _WINDOW_COLUMNS)).where(
-        or_(summed.c.rn == 1, summed.c.used <= room)
-    )
-    summary = select(*(newest.c[name] for name in _WINDOW_COLUMNS)).where(newest.c.id == latest)
-    return union_all(history, summary)
-
-
-_WINDOW_QUERY = _window_query()
+# The newest messages of a session, through the ``(session_id, id)`` index: a session months
+# long costs a read no more than a new one (measured: 30,000 messages took 98 ms a turn when
+# all were summed). Built once: it runs whenever a session's tail is not in memory.
+_NEWEST = (
+    select(*(getattr(Message, name) for name in _WINDOW_COLUMNS))
+    .where(Message.session_id == bindparam("session_id"))
+    .order_by(Message.id.desc())
+    .limit(bindparam("limit", literal_execute=False))
+)
+# The session's newest message ids before ``before``: whether a tail in memory still ends
+# where the database does.
+_NEWEST_IDS = (
+    select(Message.id)
+    .where(Message.session_id == bindparam("session_id"), Message.id < bindparam("before"))
+    .order_by(Message.id.desc())
+    .limit(bindparam("limit", literal_execute=False))
+)
 
 # Built once, like the window's query: they run for every message.
 _INSERT_MESSAGE = insert(Message)
@@ -203,12 +173,32 @@ _INSERT_SESSION = insert(Session)
 _SET_CURRENT = update(Chat).where(Chat.id == bindparam("chat_id")).values(current_session_id=bindparam("sid"))
 
 
-async def _window(conn: Conn, session_id: int, token_budget: int, max_messages: int) -> list[StoredMessage]:
-    params = {"session_id": session_id, "budget": token_budget, "limit": max_messages}
-    rows = sorted((await conn.execute(_WINDOW_QUERY, params)).all(), key=lambda row: row[0])
-    messages = [_from_window_row(row) for row in rows]
-    summary = [m for m in messages if m.role == SUMMARY_ROLE]
-    return summary + _trim_to_user_start([m for m in messages if m.role != SUMMARY_ROLE])
+async def _tail(conn: Conn, session_id: int, reach: int, rows: int = ROWS) -> Tail:
+    """The session's tail read from the database (the newest ``rows`` messages)."""
+    params = {"session_id": session_id, "limit": rows}
+    return Tail((_from_window_row(row) for row in await conn.execute(_NEWEST, params)), reach)
+
+
+def _ids_params(session_id: int, *, before: int = 2**62, limit: int = 1) -> dict[str, int]:
+    return {"session_id": session_id, "before": before, "limit": limit}
+
+
+def _stored_row(message_id: int, values: dict[str, Any]) -> StoredMessage:
+    """A message just stored (``_values``) as the window reads it back."""
+    return StoredMessage(
+        message_id,
+        values["session_id"],
+        values["role"],
+        values["content"],
+        values["tokens"],
+        None,
+        values["user_id"],
+        values["tool_calls"],
+        values["tool_call_id"],
+        values["tool_name"],
+        values["telegram_update_id"],
+        values["telegram_message_id"],
+    )
 
 
 async def _stored_question(conn: Conn, session_id: int, update_id: int) -> StoredMessage:
@@ -238,6 +228,7 @@ class Conversations:
 
     def __init__(self, db: Database) -> None:
         self._db = db
+        self._tails = Tails()  # sessions' tails in memory, for the window read every turn
 
     async def current(
         self, key: str, *, telegram_chat_id: int | None = None, owner_id: int | None = None
@@ -272,22 +263,25 @@ class Conversations:
             chat = await db.get(Chat, ref.chat_id)
             assert chat is not None  # created by current() above
             chat.current_session_id = fresh.id
-            return SessionRef(chat_id=ref.chat_id, session_id=fresh.id, key=key)
+        self._tails.drop(ref.session_id)  # closed: no window is read from it again
+        return SessionRef(chat_id=ref.chat_id, session_id=fresh.id, key=key)
 
     async def append(
         self, session_id: int, *messages: NewMessage, usage: UsageRecord | None = None
     ) -> list[int]:
         """Append messages (and the LLM call that produced them) in one transaction; their ids."""
+        rows = [_values(session_id, m) for m in messages]
         async with self._db.transaction() as conn:
             ids: list[int] = []
-            if len(messages) == 1:  # the common case: no RETURNING machinery for one row
-                ids = [_new_id(await conn.execute(_INSERT_MESSAGE, _values(session_id, messages[0])))]
-            elif messages:
-                result = await conn.execute(_INSERT_MESSAGES, [_values(session_id, m) for m in messages])
-                ids = [int(i) for i in result.scalars()]
+            if len(rows) == 1:  # the common case: no RETURNING machinery for one row
+                ids = [_new_id(await conn.execute(_INSERT_MESSAGE, rows[0]))]
+            elif rows:
+                ids = [int(i) for i in (await conn.execute(_INSERT_MESSAGES, rows)).scalars()]
             if usage is not None:
                 await conn.execute(_INSERT_USAGE, usage_values(usage))
-            return ids
+            previous = await self._before(conn, session_id, ids)
+        self._follow(session_id, previous, ids, rows)
+        return ids
 
     async def add_answer(
         self,
@@ -301,8 +295,9 @@ class Conversations:
         itself as episodes with the episodes recalled for it, in one transaction: after a crash
         there is never an answer without its episodes nor an episode without its answer. The
         answer episode's meta gets the answer's ``message_id``. Returns that id."""
+        row = _values(session_id, message)
         async with self._db.transaction() as conn:
-            message_id = _new_id(await conn.execute(_INSERT_MESSAGE, _values(session_id, message)))
+            message_id = _new_id(await conn.execute(_INSERT_MESSAGE, row))
             if usage is not None:
                 await conn.execute(_INSERT_USAGE, usage_values(usage))
             if exchange is not None:
@@ -311,7 +306,9 @@ class Conversations:
                 )
                 await insert_episodes(conn, exchange.owner, with_context([exchange.question, answer]))
                 await record_recalls(conn, message_id, exchange.recalled_ids)
-            return message_id
+            previous = await self._before(conn, session_id, [message_id])
+        self._follow(session_id, previous, [message_id], [row])
+        return message_id
 
     async def add_question(
         self, session_id: int, message: NewMessage, *, window_tokens: int | None = None
@@ -319,19 +316,38 @@ class Conversations:
         """Store a user message unless its Telegram update was stored already, and read the
         prompt window (``window_tokens`` > 0) after it, all in one transaction.
 
-        ``Asked.earlier`` is the message stored before for the same update (a replay), or None.
+        ``Asked.earlier`` is the message stored before for the same Telegram update (a replay),
+        or None. The window comes from the session's tail in memory when the database's newest
+        message before this one is the tail's last, else from the database.
         """
+        values = _values(session_id, message)
         async with self._db.transaction() as conn:
             earlier = None
-            values = _values(session_id, message)
             if message.telegram_update_id is None:
                 await conn.execute(_INSERT_MESSAGE, values)
             else:
                 question = {name: values[name] for name in _QUESTION_COLUMNS}
                 if not (await conn.execute(_INSERT_QUESTION, question)).rowcount:
                     earlier = await _stored_question(conn, session_id, message.telegram_update_id)
-            window = await _window(conn, session_id, window_tokens, 400) if window_tokens else []
-            return Asked(earlier=earlier, window=window)
+            if not window_tokens:
+                return Asked(earlier=earlier, window=[])
+            # Inside this write transaction nobody else writes: the newest is this question.
+            newest = list((await conn.execute(_NEWEST_IDS, _ids_params(session_id, limit=2))).scalars())
+            if earlier is None:
+                asked_id, previous = newest[0], (newest[1] if len(newest) > 1 else None)
+            else:  # a replay: nothing was added
+                asked_id, previous = None, newest[0]
+            tail = self._tails.get(session_id)
+            fresh = None
+            if tail is None or tail.last_id != previous or not tail.fits(window_tokens):
+                fresh = await _tail(conn, session_id, window_tokens)
+        if fresh is not None:
+            self._tails.put(session_id, fresh)
+            tail = fresh
+        assert tail is not None  # checked above, or read afresh
+        if fresh is None and asked_id is not None:
+            tail.add(_stored_row(asked_id, values))
+        return Asked(earlier=earlier, window=tail.cut(window_tokens))
 
     async def after(self, session_id: int, message_id: int) -> list[StoredMessage]:
         """Messages stored after ``message_id`` in the session (e.g. the reply to it)."""
@@ -344,29 +360,27 @@ class Conversations:
             return [_stored(r) for r in rows]
 
     async def window(
-        self, session_id: int, token_budget: int, max_messages: int = 400
+        self, session_id: int, token_budget: int, max_messages: int = ROWS
     ) -> list[StoredMessage]:
         """The newest messages whose ``tokens`` sum fits ``token_budget``, oldest first, after
         the session's latest summary (which comes first, and counts against the budget).
 
         The history starts at a user message, so it never opens with a tool result or an
         assistant tool call whose results were cut off. The newest message is always included.
-        The database computes the running total (a window function), so only the rows that fit
-        come back; this runs on every turn.
+        Read from the database (the newest ``max_messages``, at most ``ROWS``), not memory.
         """
         async with self._db.connection() as conn:
-            return await _window(conn, session_id, token_budget, max_messages)
+            tail = await _tail(conn, session_id, token_budget, max_messages)
+        return tail.cut(token_budget)
 
     async def unsummarised(
-        self, session_id: int, max_messages: int = 400
+        self, session_id: int, max_messages: int = ROWS
     ) -> tuple[StoredMessage | None, list[StoredMessage]]:
         """The session's latest summary and the messages after the ones it covers, oldest
         first (of the newest ``max_messages``): what compaction may summarise next."""
         async with self._db.connection() as conn:
-            rows = await _window(conn, session_id, 2**62, max_messages)
-        if rows and rows[0].role == SUMMARY_ROLE:
-            return rows[0], rows[1:]
-        return None, rows
+            tail = await _tail(conn, session_id, 2**62, max_messages)
+        return tail.unsummarised()
 
     async def add_summary(
         self, session_id: int, text: str, *, through: int, usage: UsageRecord | None = None
@@ -377,6 +391,19 @@ class Conversations:
             role=SUMMARY_ROLE, content=text, tool_call_id=str(through), tool_name=SUMMARY_NAME
         )
         return (await self.append(session_id, summary, usage=usage))[0]
+
+    async def _before(self, conn: Conn, session_id: int, ids: list[int]) -> int | None:
+        """The session's newest message before ``ids`` (just stored), if its tail is in memory."""
+        if not ids or self._tails.get(session_id) is None:
+            return None
+        return await conn.scalar(_NEWEST_IDS, _ids_params(session_id, before=ids[0]))  # type: ignore[no-any-return]
+
+    def _follow(
+        self, session_id: int, previous: int | None, ids: list[int], rows: list[dict[str, Any]]
+    ) -> None:
+        """After a commit: the session's tail in memory takes the messages just stored."""
+        if ids:
+            self._tails.extend(session_id, previous, map(_stored_row, ids, rows))
 
     async def messages(self, session_id: int) -> list[StoredMessage]:
         async with self._db.session() as db:
@@ -403,13 +430,3 @@ class Conversations:
             "messages": messages or 0,
             "messages_today": today or 0,
         }
-
-
-def _trim_to_user_start(messages: list[StoredMessage]) -> list[StoredMessage]:
-    """The window's history from its first user message (the one place this rule lives)."""
-    for i, msg in enumerate(messages):
-        if msg.role == "user":
-            return messages[i:]
-    # No user message fits: keep the newest message alone rather than nothing (unless it is a
-    # dangling tool result, which a provider would reject).
-    return [m for m in messages[-1:] if m.role != "tool"]

@@ -6,14 +6,19 @@ to a driver thread costs 0.3-0.6 ms, and the asyncio layer ~0.2 ms a one-stateme
 (0.38 ms against 0.17 ms in place). The one wait
 that can be long is another *process* holding SQLite's write lock (``busy_timeout``); our own
 writers never collide, as they share a single connection (:class:`Database`).
+
+The exception is a read that can take tens of milliseconds (recall over a long memory, loading
+an owner's vectors): :meth:`Database.read` runs it on a second, read-only connection in a thread
+of its own, so other chats keep moving meanwhile.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, NullPool, event
 from sqlalchemy import create_engine as create_sync_engine
@@ -27,6 +32,8 @@ from memory.connection import AwaitedConn, AwaitedSession, Conn, InlineConn, Inl
 from memory.errors import StoreLocked, is_lock_timeout
 
 BUSY_TIMEOUT_MS = 5_000
+
+T = TypeVar("T")
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -83,6 +90,11 @@ class Database:
     everything. So SQLite gets one connection, kept open for the process, and an asyncio lock
     takes turns on it (a pool checkout and return per transaction cost ~0.25 ms, more than most
     of our statements). Other databases take a pooled async connection per use.
+
+    Long reads go elsewhere (:meth:`read`): a second SQLite connection, read-only, used by one
+    thread only (so the driver connection is never shared between threads). WAL lets it read
+    beside the kept connection's writes, and it holds no transaction between reads, so it never
+    keeps ``wal_checkpoint(TRUNCATE)`` (memory/episodes.py: forget) from emptying the log.
     """
 
     def __init__(self, url: str) -> None:
@@ -90,6 +102,8 @@ class Database:
         self.dialect = self.url.get_backend_name()
         self._lock: asyncio.Lock | None = None
         self._kept: Connection | None = None
+        self._reader: Connection | None = None  # touched only by the read thread
+        self._read_thread: ThreadPoolExecutor | None = None
         self.sqlite_path = sqlite_path(url)  # None elsewhere, and for an in-memory SQLite
         if self.dialect == "sqlite":
             # Only the sync engine: an async one would be built (~70 ms at start) and never used.
@@ -135,6 +149,61 @@ class Database:
                 raise locked_error(str(self.url)) from exc
             raise
 
+    async def read(self, work: Callable[[Connection], T]) -> T:
+        """``work(conn)`` on a connection that only reads, off the event loop: for reads long
+        enough (a few ms and up) that running them in place would stall other chats. The hand-off
+        costs ~0.1 ms (bench/memory_scale.py), so short statements stay in place. ``work`` must
+        read everything it needs before it returns (no result left open)."""
+        if self._lock is None:
+            async with self.engine.connect() as conn:
+                return await conn.run_sync(work)
+        if self.sqlite_path is None:  # in memory: a second connection would see another database
+            async with self._lock:
+                with self._in_place() as kept:
+                    return work(kept)
+        if self._read_thread is None:
+            self._read_thread = ThreadPoolExecutor(1, thread_name_prefix="omni-read")
+        return await asyncio.wrap_future(self._read_thread.submit(self._read, work))
+
+    async def checkpoint(self) -> bool:
+        """Copy SQLite's write-ahead log into the database and truncate it; False when another
+        process's reader kept it from being emptied. Run in the read thread, after every read
+        handed to it, while no write of ours runs: none of ours can hold it up, and the loop
+        never waits in SQLite's busy handler for it."""
+        if self._lock is None or self.sqlite_path is None:
+            return True  # no log: another database, or SQLite in memory
+        async with self._lock:
+            busy = await self.read(
+                lambda conn: conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").one()[0]
+            )
+        return not busy
+
+    def _read(self, work: Callable[[Connection], T]) -> T:
+        # In the read thread only.
+        try:
+            conn = self._reader
+            if conn is None or conn.closed or conn.invalidated:
+                if conn is not None:
+                    conn.close()
+                conn = self._reader = self._sync.connect()
+                conn.exec_driver_sql("PRAGMA query_only=ON")  # a bug that writes fails here
+            try:
+                return work(conn)
+            finally:
+                # pysqlite begins no transaction for a SELECT, but SQLAlchemy marks one begun:
+                # end it, so the next read sees the latest commit and a checkpoint can truncate.
+                if conn.in_transaction():
+                    conn.rollback()
+        except OperationalError as exc:
+            if is_lock_timeout(exc):
+                raise locked_error(str(self.url)) from exc
+            raise
+
+    def _close_reader(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
+
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Conn]:
         """A connection in a transaction: committed when the block ends, rolled back on error."""
@@ -158,6 +227,10 @@ class Database:
                 yield InlineSession(orm)
 
     async def aclose(self) -> None:
+        if self._read_thread is not None:  # after any read already handed to it
+            await asyncio.wrap_future(self._read_thread.submit(self._close_reader))
+            self._read_thread.shutdown()
+            self._read_thread = None
         if self._lock is not None:
             async with self._lock:
                 if self._kept is not None:

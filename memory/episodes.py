@@ -290,10 +290,7 @@ class Episodes:
             return
         async with self._db.transaction() as conn:
             await conn.execute(_FTS_OPTIMIZE)
-        async with self._db.connection() as conn:
-            raw = await conn.driver_connection()
-            busy, _, _ = raw.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
-        if busy:  # another process is reading: the WAL is emptied at its next checkpoint
+        if not await self._db.checkpoint():  # another process reads: emptied at its next checkpoint
             log.warning("forget: the write-ahead log could not be truncated (a reader is active)")
 
     async def feedback_for_answer(

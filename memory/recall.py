@@ -21,18 +21,19 @@ so quotes, ``*``, ``NEAR(``, ``-``, ``AND``/``OR`` and emoji are just text.
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import JSON, DateTime, Float, Integer, String, Text, bindparam, text, update
+from sqlalchemy import JSON, Connection, DateTime, Float, Integer, String, Text, bindparam, text, update
+from sqlalchemy.sql.selectable import TextualSelect
 
-from memory.connection import Conn
+from memory.conversations import estimate_tokens
 from memory.db import Database
 from memory.episodes import Q_AFTER_RECALL, view_of
+from memory.expansion import feedback_terms, mix
 from memory.hybrid import fuse_vectors
 from memory.models import Episode
 from memory.timeframe import MAX_WINDOWS, windows
@@ -71,12 +72,6 @@ class Recalled:
     score: float  # (1 - lam) * relevance + lam * q
 
 
-def estimate_tokens(text: str) -> int:
-    """About four characters a token (agent/llm.py's fallback); memory cannot import the agent's
-    tokenizer, so callers that have one pass it as ``tokens``."""
-    return len(text) // 4 + 1
-
-
 def fts_query(question: str) -> str | None:
     """An FTS5 MATCH expression: the question's distinct non-stop-word terms, each quoted,
     joined with OR (ranking, not filtering); None when no term is left."""
@@ -105,65 +100,120 @@ def owner_token(owner: str) -> str:
 
 
 _IN_PERIOD = " OR ".join(f"(e.created_at >= :w{i}s AND e.created_at < :w{i}e)" for i in range(MAX_WINDOWS))
-# The owner filter is in both places: the MATCH makes it fast, the join makes it certain. Built
-# once (bound parameters), typed so rows come back converted.
-_CANDIDATES = text(
-    "SELECT e.id, e.owner_key, e.speaker, e.text, e.created_at, e.q, e.recall_count, e.session_id, "
-    f"e.meta, bm25(episodes_fts, 1.0, {CONTEXT_WEIGHT}, {SPEAKER_WEIGHT}, 0.0) "
-    f"* (1.0 + {DATE_BOOST} * ({_IN_PERIOD})) AS rank "
-    "FROM episodes_fts JOIN episodes AS e ON e.id = episodes_fts.rowid "
-    "WHERE episodes_fts MATCH :query AND e.owner_key = :owner "
-    "AND (:session_id IS NULL OR e.session_id IS NULL OR e.session_id != :session_id) "
-    "ORDER BY rank LIMIT :limit"
-).columns(
-    id=Integer,
-    owner_key=String,
-    speaker=String,
-    text=Text,
-    created_at=DateTime,
-    q=Float,
-    recall_count=Integer,
-    session_id=Integer,
-    meta=JSON,
-    rank=Float,
-)
+
+
+def _candidates(boost: str) -> TextualSelect:
+    # The owner filter is in both places: the MATCH makes it fast, the join makes it certain.
+    # Built once (bound parameters), typed so rows come back converted.
+    return text(
+        "SELECT e.id, e.owner_key, e.speaker, e.text, e.created_at, e.q, e.recall_count, e.session_id, "
+        f"e.meta, bm25(episodes_fts, 1.0, {CONTEXT_WEIGHT}, {SPEAKER_WEIGHT}, 0.0){boost} AS rank "
+        "FROM episodes_fts JOIN episodes AS e ON e.id = episodes_fts.rowid "
+        "WHERE episodes_fts MATCH :query AND e.owner_key = :owner "
+        "AND (:session_id IS NULL OR e.session_id IS NULL OR e.session_id != :session_id) "
+        "ORDER BY rank LIMIT :limit"
+    ).columns(
+        id=Integer,
+        owner_key=String,
+        speaker=String,
+        text=Text,
+        created_at=DateTime,
+        q=Float,
+        recall_count=Integer,
+        session_id=Integer,
+        meta=JSON,
+        rank=Float,
+    )
+
+
+# Most questions name no period: they skip the boost's test of every row scored (~15 % of it).
+_CANDIDATES = _candidates("")
+_CANDIDATES_IN_PERIODS = _candidates(f" * (1.0 + {DATE_BOOST} * ({_IN_PERIOD}))")
 
 
 # How many of the owner's episodes hold a term, counted up to a cap: matching is cheap (FTS5
-# seeks through the owner token's doclist), scoring is not.
-_DOCUMENT_FREQUENCY = text(
-    "SELECT count(*) FROM (SELECT 1 FROM episodes_fts WHERE episodes_fts MATCH :query LIMIT :cap)"
-)
+# seeks through the owner token's doclist), scoring is not. One statement counts every clause.
+_DOCUMENT_FREQUENCY = "(SELECT count(*) FROM (SELECT 1 FROM episodes_fts WHERE episodes_fts MATCH ? LIMIT ?))"
 
 
-async def affordable_terms(conn: Conn, owner_match: str, terms: Sequence[str]) -> list[str]:
+def affordable_terms(
+    conn: Connection,
+    owner_match: str,
+    terms: Sequence[str],
+    *,
+    speakers: bool = True,
+    budget: int = SCORE_BUDGET,
+) -> tuple[list[str], int]:
     """The rarest of the clauses ``{text context} : term`` and ``speaker : term`` in the owner's
     episodes, as many as keep the rows to score within :data:`SCORE_BUDGET`; at least the
-    rarest one that matches at all.
+    rarest one that matches at all. Also returns how many rows the kept clauses match.
 
     A clause left out is one that a large share of the owner's episodes match: its idf, hence
     its weight in BM25, is small, and it would cost the most to score ("user" as a speaker, a
     word the owner says all the time). A small owner keeps every clause."""
-    counted = []
-    clauses = [f"{{text context}} : {t}" for t in terms] + [f"speaker : {t}" for t in terms]
-    for term in clauses:
-        params = {"query": f"{owner_match} AND {term}", "cap": SCORE_BUDGET + 1}
-        counted.append((int(await conn.scalar(_DOCUMENT_FREQUENCY, params) or 0), term))
-        await asyncio.sleep(0)  # statements run on the loop's thread (memory/connection.py)
+    clauses = [f"{{text context}} : {t}" for t in terms] + [f"speaker : {t}" for t in terms if speakers]
+    if not clauses or budget <= 0:
+        return [], 0
+    params: list[str | int] = []
+    for clause in clauses:
+        params += [f"{owner_match} AND {clause}", budget + 1]
+    sql = "SELECT " + ", ".join([_DOCUMENT_FREQUENCY] * len(clauses))
+    counts = conn.exec_driver_sql(sql, tuple(params)).one()
     kept: list[str] = []
     spent = 0
-    for count, term in sorted(counted):
+    for count, term in sorted(zip(counts, clauses, strict=True)):
         if count == 0:
             continue
-        if kept and spent + count > SCORE_BUDGET:
+        if kept and spent + count > budget:
             break
         kept.append(term)
         spent += count
-    return kept
+    return kept, spent
 
 
 def _stamp(moment: datetime) -> str:
     return moment.isoformat(sep=" ")  # compares as text with SQLAlchemy's stored times
+
+
+def _ranked(conn: Connection, params: dict[str, Any]) -> list[tuple[EpisodeView, float]]:
+    statement = _CANDIDATES_IN_PERIODS if "w0s" in params else _CANDIDATES
+    rows = conn.execute(statement, params).all()
+    return [(view_of(row), -float(row.rank)) for row in rows if row.rank < 0]
+
+
+def _phase_one(
+    conn: Connection, query: str, owner_match: str, terms: list[str], params: dict[str, Any]
+) -> list[tuple[EpisodeView, float]]:
+    # Run by Database.read, off the event loop: over a long memory these statements take tens
+    # of milliseconds (bench/memory_scale.py), which in place would stall every other chat.
+    terms, spent = affordable_terms(conn, owner_match, terms)
+    if not terms:
+        return []
+    first = _ranked(conn, {**params, "query": f"{owner_match} AND ({' OR '.join(terms)})"})
+    # Pseudo-relevance feedback (memory/expansion.py): one more round with the words the best
+    # turns share, for the answer told in other words than the question's. Only when the
+    # question's own words found fewer candidates than asked for: that is when an answer told
+    # in other words is likely missing, and over a long memory the extra round costs as much
+    # as the first (bench/memory_scale.py), which a full first round does not need.
+    if len(first) >= params["limit"]:
+        return first
+    top = [(view.text, bm) for view, bm in first]
+    scored = " ".join(t for t in terms if t.startswith("{text context}"))
+    # Its words come from turns, not from the question: it gets what the first round left of
+    # the scoring budget, so a recall never scores more than SCORE_BUDGET rows in all (a long
+    # memory's first round spends most of it, a short one's leaves room to refine).
+    feedback, _ = affordable_terms(
+        conn,
+        owner_match,
+        feedback_terms(query, scored, top, STOP_WORDS),
+        speakers=False,
+        budget=SCORE_BUDGET - spent,
+    )
+    if not feedback:
+        return first
+    ranked = _ranked(conn, {**params, "query": f"{owner_match} AND ({' OR '.join(feedback)})"})
+    second = [(view, view.id, bm) for view, bm in ranked]
+    return mix([(view, view.id, bm) for view, bm in first], second)[: params["limit"]]
 
 
 async def lexical_candidates(
@@ -181,23 +231,12 @@ async def lexical_candidates(
     if not terms or limit <= 0 or db.dialect != "sqlite":
         return []  # no full-text index off SQLite yet
     owner_match = f'owner : "{owner_token(owner)}"'
-    async with db.connection() as conn:
-        terms = await affordable_terms(conn, owner_match, terms)
-    if not terms:
-        return []
     periods = windows(query, now or datetime.now(UTC))
-    params: dict[str, Any] = {
-        "query": f"{owner_match} AND ({' OR '.join(terms)})",
-        "owner": owner,
-        "session_id": exclude_session_id,
-        "limit": limit,
-    }
-    for i in range(MAX_WINDOWS):
+    params: dict[str, Any] = {"owner": owner, "session_id": exclude_session_id, "limit": limit}
+    for i in range(MAX_WINDOWS if periods else 0):
         start, end = map(_stamp, periods[i]) if i < len(periods) else (_NEVER, _NEVER)
         params[f"w{i}s"], params[f"w{i}e"] = start, end
-    async with db.connection() as conn:
-        rows = (await conn.execute(_CANDIDATES, params)).all()
-    return [(view_of(row), -float(row.rank)) for row in rows if row.rank < 0]
+    return await db.read(lambda conn: _phase_one(conn, query, owner_match, terms, params))
 
 
 _MARK_RECALLED = (

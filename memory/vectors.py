@@ -22,9 +22,9 @@ from array import array
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import Connection, bindparam, select
 
 from memory.db import Database
 from memory.models import Episode
@@ -137,6 +137,14 @@ class _Matrix:
         return {eid: float(s) for eid, s in zip(rows, sims, strict=True)}
 
 
+def _load(conn: Connection, owner: str, dim: int) -> _Matrix:
+    # Runs in the read thread (Database.read), numpy's work too.
+    matrix = _Matrix(dim)
+    rows = conn.execute(_OWNER_VECTORS, {"owner": owner})
+    matrix.append([(eid, session, blob) for eid, session, blob in rows if blob is not None])
+    return matrix
+
+
 class Vectors:
     """Vector search over the store's episodes; reachable as ``store.vectors``.
 
@@ -148,6 +156,7 @@ class Vectors:
         self._db = db
         self._embed: Embed | None = None
         self._owners: OrderedDict[str, _Matrix] = OrderedDict()
+        self._loading: dict[str, list[tuple[int, int | None, bytes]]] = {}  # vectors added meanwhile
         self._paused_until = 0.0
         self.query_timeout = QUERY_TIMEOUT
 
@@ -161,7 +170,7 @@ class Vectors:
 
     def detach(self) -> None:
         self._embed = None
-        self._owners.clear()
+        self.drop()
 
     def cached_owners(self) -> list[str]:
         """Owners whose vectors are held in memory (for tests and /status)."""
@@ -171,14 +180,19 @@ class Vectors:
         """Forget the cached vectors of ``owner`` (every owner if None); re-read on next search."""
         if owner is None:
             self._owners.clear()
+            self._loading.clear()
         else:
             self._owners.pop(owner, None)
+            self._loading.pop(owner, None)
 
     def add(self, owner: str, rows: Sequence[tuple[int, int | None, bytes]]) -> None:
         """New vectors stored for ``owner`` (id, session id, blob): appended if it is cached."""
         matrix = self._owners.get(owner)
         if matrix is not None:
             matrix.append(rows)
+        loading = self._loading.get(owner)
+        if loading is not None:
+            loading.extend(rows)
 
     async def embed_query(self, text: str) -> NDArray[np.float32] | None:
         """The question's unit vector; None when off, failing, or slower than ``query_timeout``
@@ -204,17 +218,27 @@ class Vectors:
         self._paused_until = time.monotonic() + QUERY_PAUSE
 
     async def matrix(self, owner: str, dim: int) -> _Matrix:
-        """``owner``'s vectors of ``dim`` dimensions, read once and then kept."""
+        """``owner``'s vectors of ``dim`` dimensions, read once and then kept.
+
+        The first read (10,000 vectors: 15-30 ms) runs in the database's read thread, so other
+        chats keep moving; vectors stored meanwhile (:meth:`add`) are appended once it is back,
+        and a :meth:`drop` meanwhile leaves what was read uncached."""
         matrix = self._owners.get(owner)
         if matrix is not None and matrix.dim == dim:
             self._owners.move_to_end(owner)
             return matrix
-        async with self._db.connection() as conn:
-            rows: list[Any] = list((await conn.execute(_OWNER_VECTORS, {"owner": owner})).all())
-        matrix = _Matrix(dim)
-        matrix.append([(r[0], r[1], r[2]) for r in rows])
-        self._owners[owner] = matrix
-        self._evict()
+        pending: list[tuple[int, int | None, bytes]] = []
+        self._loading[owner] = pending
+        try:
+            matrix = await self._db.read(lambda conn: _load(conn, owner, dim))
+        finally:
+            current = self._loading.get(owner) is pending
+            if current:
+                del self._loading[owner]
+        matrix.append(pending)
+        if current:
+            self._owners[owner] = matrix
+            self._evict()
         return matrix
 
     def _evict(self) -> None:

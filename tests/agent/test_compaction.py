@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from agent import Turn
-from agent.compaction import plan
+from agent.compaction import MESSAGES, TRIGGER, plan
 from agent.loop import ToolProvider
 from agent.prompts import SUMMARY_HEADER
 from memory.store import Store
@@ -163,3 +163,24 @@ def test_plan_cuts_before_a_user_message_and_always_keeps_the_latest_turn() -> N
     assert plan(None, session, keep=5).through == 6  # type: ignore[union-attr]
     assert plan(None, session, keep=1_000) is None  # everything fits: nothing to summarise
     assert plan(None, session[-2:], keep=1) is None  # only the latest turn: nothing to summarise
+
+
+async def test_a_long_chat_of_short_messages_is_compacted_by_its_count(
+    agent_on: OpenAgent, llm: FakeLLM, store: Store
+) -> None:
+    """Far under the token budget, a window of more than TRIGGER x MESSAGES messages is
+    compacted too: requests stay small however long the chat of short messages grows."""
+    turns = int(MESSAGES * TRIGGER) // 2 + 20
+    async with agent_on() as agent:
+        for i in range(turns):
+            await agent.reply(Turn(KEY, f"note {i}: the plan for today"))
+            await agent.compacted()
+
+    assert len(await summaries(store)) >= 1
+    chats = [r for r in llm.requests if not is_summary_request(r)]
+    assert max(len(history_of(r)) for r in chats) <= MESSAGES * TRIGGER + 2
+    last = [m["content"] for m in history_of(chats[-1])]
+    assert "note 0: the plan for today" not in last  # the oldest notes live on in the summary
+    assert SUMMARY_HEADER in chats[-1]["messages"][0]["content"]
+    for request in chats:
+        assert_valid_for_a_provider(request)

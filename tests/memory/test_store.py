@@ -2,11 +2,12 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from typing import Any
 
 import pytest
 from sqlalchemy import text
 
-from memory import NewMessage, Store, UsageRecord
+from memory import NewMessage, Store, UsageRecord, open_store
 
 pytestmark = pytest.mark.anyio
 
@@ -263,3 +264,88 @@ async def test_messages_are_counted_when_stored_when_no_count_is_given(store: St
     ascii_row, cyrillic = await store.conversations.messages(ref.session_id)
     assert 100 <= ascii_row.tokens <= 110
     assert cyrillic.tokens >= 2 * ascii_row.tokens - 10  # two bytes a letter: more tokens
+
+
+async def test_window_kept_in_memory_matches_the_database_read_turn_after_turn(store: Store) -> None:
+    """Questions, tool rounds, answers and summaries, with budgets that vary: the window a
+    question reads (from the session's tail in memory) is the one the database gives."""
+    ref = await store.conversations.current("tg:11")
+    sid = ref.session_id
+    call = [{"id": "c", "type": "function", "function": {"name": "t", "arguments": "{}"}}]
+    budgets = [60, 400, 90, 1_000, 45, 2_000]
+    for i in range(60):
+        budget = budgets[i % len(budgets)]
+        asked = await store.conversations.add_question(
+            sid,
+            NewMessage("user", f"question {i} " * (1 + i % 4), telegram_update_id=i),
+            window_tokens=budget,
+        )
+        assert asked.window == await store.conversations.window(sid, budget)
+        if i % 5 == 0:
+            await store.conversations.append(
+                sid,
+                NewMessage("assistant", None, tool_calls=call),
+                NewMessage("tool", "result " * 30, tool_call_id="c", tool_name="t"),
+            )
+        answer = await store.conversations.add_answer(sid, NewMessage("assistant", f"answer {i}"))
+        if i % 17 == 16:
+            await store.conversations.add_summary(sid, f"summary up to {i}", through=answer - 6)
+    summary, _ = await store.conversations.unsummarised(sid)
+    assert summary is not None and summary.content == "summary up to 50"
+
+
+async def test_window_in_memory_sees_what_another_process_wrote_or_deleted(db_url: str, store: Store) -> None:
+    ref = await store.conversations.current("tg:12", telegram_chat_id=12, owner_id=None)
+    sid = ref.session_id
+    await store.conversations.add_question(sid, NewMessage("user", "first"), window_tokens=500)
+    await store.conversations.add_answer(sid, NewMessage("assistant", "ok"))
+    async with open_store(db_url) as other:  # another process on the same database
+        await other.conversations.append(sid, NewMessage("assistant", "written elsewhere"))
+    asked = await store.conversations.add_question(sid, NewMessage("user", "second"), window_tokens=500)
+    assert [m.content for m in asked.window] == ["first", "ok", "written elsewhere", "second"]
+
+    await store.episodes.forget_all("user:12")  # deletes the chat's messages behind the cache
+    asked = await store.conversations.add_question(sid, NewMessage("user", "third"), window_tokens=500)
+    assert [m.content for m in asked.window] == ["third"]
+
+
+async def test_a_replayed_question_reads_the_window_it_was_stored_with(store: Store) -> None:
+    ref = await store.conversations.current("tg:13")
+    question = NewMessage("user", "hi", telegram_update_id=77)
+    first = await store.conversations.add_question(ref.session_id, question, window_tokens=500)
+    replay = await store.conversations.add_question(ref.session_id, question, window_tokens=500)
+    assert replay.earlier is not None and replay.window == first.window
+
+
+async def test_a_question_reads_its_window_from_memory_not_the_database(store: Store) -> None:
+    """Counted in SQLite VM steps: with the session's tail in memory, storing a question and
+    reading a 300-message window costs a small part of reading that window from the database."""
+    ref = await store.conversations.current("tg:14")
+    for i in range(150):
+        await store.conversations.add_question(
+            ref.session_id, NewMessage("user", f"q{i}"), window_tokens=9_000
+        )
+        await store.conversations.add_answer(ref.session_id, NewMessage("assistant", f"a{i}"))
+
+    async def steps(work: Any) -> tuple[int, Any]:
+        counted = [0]
+
+        def tick() -> int:
+            counted[0] += 1
+            return 0
+
+        async with store.db.connection() as conn:
+            (await conn.driver_connection()).set_progress_handler(tick, 10)
+        try:
+            result = await work
+        finally:
+            async with store.db.connection() as conn:
+                (await conn.driver_connection()).set_progress_handler(None, 10)
+        return counted[0], result
+
+    read, window = await steps(store.conversations.window(ref.session_id, 9_000))
+    asked, result = await steps(
+        store.conversations.add_question(ref.session_id, NewMessage("user", "q"), window_tokens=9_000)
+    )
+    assert len(window) == 300 and len(result.window) == 301
+    assert asked * 3 < read
