@@ -16,16 +16,15 @@ logged and changes nothing: the window simply cuts the oldest messages, as it al
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from agent.background import BackgroundJobs
 from agent.llm import LLMClient, Message
 from agent.prompts import SUMMARISE
 from memory.store import Store
 from memory.types import StoredMessage, UsageRecord
-from omni.errors import OmniError
 
 log = logging.getLogger(__name__)
 
@@ -147,44 +146,22 @@ def _bounded(text: str, tokens: int) -> str:
     return text if len(text) <= chars else text[:chars].rstrip() + "…"
 
 
-class Compactor:
+class Compactor(BackgroundJobs):
     """Runs compactions in the background, at most one per session; the agent owns it."""
 
     def __init__(self, store: Store, llm: LLMClient) -> None:
+        super().__init__("compaction")
         self._store = store
         self._llm = llm
-        self._running: dict[int, asyncio.Task[None]] = {}
 
     def consider(
         self, session_id: int, *, used: int, room: int, messages: int, model: str, user_id: int | None
     ) -> None:
         """Start compacting ``session_id`` if its window (``used`` of ``room`` tokens, and
-        ``messages`` messages) is full."""
+        ``messages`` messages) is full. A failure leaves the history as it was."""
         full = used > room * TRIGGER or messages > MESSAGES * TRIGGER
-        if not full or session_id in self._running:
-            return
-        task = asyncio.create_task(
-            self._compact(session_id, room, model, user_id), name=f"compact-session-{session_id}"
-        )
-        self._running[session_id] = task
-        task.add_done_callback(lambda _: self._running.pop(session_id, None))
-
-    async def _compact(self, session_id: int, room: int, model: str, user_id: int | None) -> None:
-        try:
-            await compact(self._store, self._llm, session_id, room=room, model=model, user_id=user_id)
-        except OmniError as exc:
-            log.warning("compaction of session %s failed; history left as it was: %r", session_id, exc)
-        except Exception:  # a background job has nobody to raise to: log it, keep the history
-            log.exception("compaction of session %s failed; history left as it was", session_id)
-
-    async def wait(self) -> None:
-        """Until the compactions under way are done (they never raise)."""
-        while self._running:
-            await asyncio.gather(*self._running.values())
-
-    async def aclose(self) -> None:
-        """Cancel what is under way: a summary not stored leaves the history as it was."""
-        tasks = list(self._running.values())
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        if full and not self.busy(session_id):
+            self.start(
+                session_id,
+                compact(self._store, self._llm, session_id, room=room, model=model, user_id=user_id),
+            )

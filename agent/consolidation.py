@@ -16,18 +16,17 @@ then catches up on every turn since the stored mark.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import re
 from collections.abc import Sequence
 
+from agent.background import BackgroundJobs
 from agent.llm import LLMClient, Message
 from agent.prompts import CONSOLIDATE
 from memory.facts import NewFact
 from memory.store import Store
 from memory.types import EpisodeView, UsageRecord
-from omni.errors import OmniError
 
 log = logging.getLogger(__name__)
 
@@ -107,45 +106,32 @@ async def consolidate(store: Store, llm: LLMClient, owner: str, *, model: str, u
     return stored
 
 
-class Consolidator:
-    """Counts exchanges per owner and consolidates every ``every`` of them, in the background."""
+class Consolidator(BackgroundJobs):
+    """Counts exchanges per owner and consolidates every ``every`` of them, in the background.
+    A failed run stores nothing and leaves the mark where it was."""
 
     def __init__(self, store: Store, llm: LLMClient, every: int) -> None:
+        super().__init__("consolidation")
         self._store = store
         self._llm = llm
         self._every = every
         self._counts: dict[str, int] = {}
-        self._running: dict[str, asyncio.Task[None]] = {}
 
     def exchanged(self, owner: str, *, model: str, user_id: int | None) -> None:
         """One more exchange of ``owner``'s was stored."""
         if self._every <= 0:
             return
         count = self._counts.get(owner, 0) + 1
-        if count < self._every or owner in self._running:
+        if count < self._every or self.busy(owner):
             self._counts[owner] = count
             return
         self._counts[owner] = 0
-        task = asyncio.create_task(self._run(owner, model, user_id), name=f"consolidate-{owner}")
-        self._running[owner] = task
-        task.add_done_callback(lambda _: self._running.pop(owner, None))
+        self.start(owner, self._run(owner, model, user_id))
 
     async def _run(self, owner: str, model: str, user_id: int | None) -> None:
         try:
             stored = await consolidate(self._store, self._llm, owner, model=model, user_id=user_id)
-            log.info("consolidation for %s stored %d facts", owner, stored)
-        except (OmniError, ValueError) as exc:
-            log.warning("consolidation for %s failed; its turns stay as they are: %r", owner, exc)
-        except Exception:  # a background job has nobody to raise to: log it, change nothing
-            log.exception("consolidation for %s failed; its turns stay as they are", owner)
-
-    async def wait(self) -> None:
-        """Until the consolidations under way are done (they never raise)."""
-        while self._running:
-            await asyncio.gather(*self._running.values())
-
-    async def aclose(self) -> None:
-        tasks = list(self._running.values())
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        except ValueError as exc:  # the model did not answer the JSON asked for
+            log.warning("consolidation of %s got no facts; its turns stay as they are: %r", owner, exc)
+            return
+        log.info("consolidation of %s stored %d facts", owner, stored)

@@ -207,16 +207,7 @@ class LiteLLMClient:
         self, messages: Sequence[Message], *, model: str, tools: Sequence[Message] | None = None
     ) -> Completion:
         litellm = await load_litellm()
-        kwargs: dict[str, Any] = {
-            "model": model,
-            "messages": list(messages),
-            "timeout": self.timeout,
-            "max_retries": 0,  # retries are ours (tenacity, below)
-        }
-        if self.api_base:
-            kwargs["api_base"] = self.api_base
-        if self.api_key is not None:
-            kwargs["api_key"] = self.api_key.get_secret_value()
+        kwargs = self._arguments(model, messages=list(messages))
         if tools:
             kwargs["tools"] = list(tools)
         started = time.perf_counter()
@@ -224,13 +215,11 @@ class LiteLLMClient:
         latency_ms = (time.perf_counter() - started) * 1000
         return _completion(litellm, response, model, latency_ms)
 
-    async def embed(self, texts: Sequence[str], *, model: str) -> list[list[float]]:
-        """One vector per text, in order (litellm ``aembedding``): the same endpoint, key,
-        timeout and retries as completions; failures become the same domain errors."""
-        litellm = await load_litellm()
+    def _arguments(self, model: str, **call: Any) -> dict[str, Any]:
+        """litellm's arguments for a call to ``model``: our endpoint, key and timeout."""
         kwargs: dict[str, Any] = {
             "model": model,
-            "input": list(texts),
+            **call,
             "timeout": self.timeout,
             "max_retries": 0,  # retries are ours (tenacity, below)
         }
@@ -238,6 +227,13 @@ class LiteLLMClient:
             kwargs["api_base"] = self.api_base
         if self.api_key is not None:
             kwargs["api_key"] = self.api_key.get_secret_value()
+        return kwargs
+
+    async def embed(self, texts: Sequence[str], *, model: str) -> list[list[float]]:
+        """One vector per text, in order (litellm ``aembedding``): the same endpoint, key,
+        timeout and retries as completions; failures become the same domain errors."""
+        litellm = await load_litellm()
+        kwargs = self._arguments(model, input=list(texts))
         response = await self._call_with_retries(litellm.aembedding, kwargs)
         items = sorted(response.data, key=lambda item: int(_field(item, "index")))
         if len(items) != len(texts):

@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 CONTEXT_CHARS = 600  # of each neighbouring turn, indexed as an episode's context
 
-_VIEW_COLUMNS = (
+VIEW_COLUMNS = (
     Episode.id,
     Episode.owner_key,
     Episode.speaker,
@@ -47,7 +47,7 @@ _VIEW_COLUMNS = (
 _INSERT = insert(Episode).returning(Episode.id, sort_by_parameter_order=True)
 _INSERT_RECALLS = insert(AnswerRecall)
 _LISTING = (
-    select(*_VIEW_COLUMNS)
+    select(*VIEW_COLUMNS)
     .where(Episode.owner_key == bindparam("owner"))
     .order_by(Episode.q.desc(), Episode.created_at.desc(), Episode.id.desc())
     .limit(bindparam("limit"))
@@ -115,7 +115,7 @@ def utc_naive(moment: datetime | None) -> datetime:
 
 
 def view_of(row: Any) -> EpisodeView:
-    """An :class:`EpisodeView` from a row of ``_VIEW_COLUMNS`` (in that order)."""
+    """An :class:`EpisodeView` from a row of ``VIEW_COLUMNS`` (in that order)."""
     eid, owner, speaker, body, created, q, count, session_id, meta = row[:9]
     if isinstance(created, str):
         created = datetime.fromisoformat(created)

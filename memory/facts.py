@@ -20,23 +20,12 @@ from sqlalchemy import bindparam, delete, func, select
 
 from memory.connection import Conn
 from memory.db import Database, insert_on_conflict
-from memory.episodes import FACT, insert_episodes, view_of
+from memory.episodes import FACT, VIEW_COLUMNS, insert_episodes, view_of
 from memory.models import Episode, KeyValue
 from memory.types import EpisodeView, NewEpisode
 
-_COLUMNS = (
-    Episode.id,
-    Episode.owner_key,
-    Episode.speaker,
-    Episode.text,
-    Episode.created_at,
-    Episode.q,
-    Episode.recall_count,
-    Episode.session_id,
-    Episode.meta,
-)
 _TURNS_AFTER = (
-    select(*_COLUMNS)
+    select(*VIEW_COLUMNS)
     .where(
         Episode.owner_key == bindparam("owner"),
         Episode.id > bindparam("after"),
@@ -49,7 +38,7 @@ _TURNS_PENDING = select(func.count()).where(
     Episode.owner_key == bindparam("owner"), Episode.id > bindparam("after"), Episode.speaker != FACT
 )
 _FACTS = (
-    select(*_COLUMNS)
+    select(*VIEW_COLUMNS)
     .where(Episode.owner_key == bindparam("owner"), Episode.speaker == FACT)
     .order_by(Episode.id.desc())
     .limit(bindparam("limit"))

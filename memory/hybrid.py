@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Literal
 from sqlalchemy import bindparam, select
 
 from memory.db import Database
-from memory.episodes import _VIEW_COLUMNS, view_of
+from memory.episodes import VIEW_COLUMNS, view_of
 from memory.models import Episode
 from memory.types import EpisodeView
 
@@ -46,7 +46,7 @@ RRF_K = 60  # the constant of Cormack et al. (2009)
 # recall@5 (what the prompt gets). Lexical candidates keep their cosine, however low.
 COSINE_FLOOR = 0.3
 
-_VIEWS = select(*_VIEW_COLUMNS).where(
+_VIEWS = select(*VIEW_COLUMNS).where(
     Episode.owner_key == bindparam("owner"), Episode.id.in_(bindparam("ids", expanding=True))
 )
 
