@@ -15,6 +15,8 @@ of its own, so other chats keep moving meanwhile.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, contextmanager
@@ -31,7 +33,10 @@ from memory._url import describe, sqlite_path
 from memory.connection import AwaitedConn, AwaitedSession, Conn, InlineConn, InlineSession, Sess
 from memory.errors import StoreLocked, is_lock_timeout
 
+log = logging.getLogger(__name__)
+
 BUSY_TIMEOUT_MS = 5_000
+CHECKPOINT_EVERY = 64  # write transactions between checkpoints (each a few pages of log)
 
 T = TypeVar("T")
 
@@ -47,7 +52,15 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA secure_delete=ON")
+    # SQLite would checkpoint in whichever connection commits past 1,000 pages of log: ours
+    # runs on the loop's thread, where that copy held every chat for ~15 ms over a large
+    # database (bench/memory_scale.py). Database checkpoints in its read thread instead.
+    cursor.execute("PRAGMA wal_autocheckpoint=0")
     cursor.close()
+
+
+def _passive_checkpoint(conn: Connection) -> None:
+    conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)").close()
 
 
 def locked_error(url: str) -> StoreLocked:
@@ -104,6 +117,8 @@ class Database:
         self._kept: Connection | None = None
         self._reader: Connection | None = None  # touched only by the read thread
         self._read_thread: ThreadPoolExecutor | None = None
+        self._writes = 0  # since the last checkpoint
+        self._checkpointing: asyncio.Task[None] | None = None
         self.sqlite_path = sqlite_path(url)  # None elsewhere, and for an in-memory SQLite
         if self.dialect == "sqlite":
             # Only the sync engine: an async one would be built (~70 ms at start) and never used.
@@ -161,9 +176,35 @@ class Database:
             async with self._lock:
                 with self._in_place() as kept:
                     return work(kept)
+        return await asyncio.wrap_future(self._reads().submit(self._read, work))
+
+    def _reads(self) -> ThreadPoolExecutor:
         if self._read_thread is None:
             self._read_thread = ThreadPoolExecutor(1, thread_name_prefix="omni-read")
-        return await asyncio.wrap_future(self._read_thread.submit(self._read, work))
+        return self._read_thread
+
+    def _wrote(self) -> None:
+        """After a commit on the kept connection: every ``CHECKPOINT_EVERY``, copy the log into
+        the database in the read thread, so the log stays short without the loop doing the copy."""
+        if self.sqlite_path is None:
+            return
+        self._writes += 1
+        if self._writes < CHECKPOINT_EVERY or self._checkpointing is not None:
+            return
+        self._writes = 0
+        self._checkpointing = asyncio.create_task(self._checkpoint_soon(), name="sqlite-checkpoint")
+
+    async def _checkpoint_soon(self) -> None:
+        # Under the write lock: none of our writes append meanwhile (they wait on the lock, not
+        # in SQLite's busy handler on the loop), so the copy catches up with the whole log and
+        # the next write starts it over instead of growing it.
+        try:
+            async with self._lock or contextlib.nullcontext():
+                await self.read(_passive_checkpoint)
+        except Exception:  # the next checkpoint catches up; nobody is waiting on this one
+            log.debug("background checkpoint failed", exc_info=True)
+        finally:
+            self._checkpointing = None
 
     async def checkpoint(self) -> bool:
         """Copy SQLite's write-ahead log into the database and truncate it; False when another
@@ -214,6 +255,7 @@ class Database:
         async with self._lock:
             with self._in_place() as kept, kept.begin():
                 yield InlineConn(kept)
+            self._wrote()
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[Sess]:
@@ -225,8 +267,11 @@ class Database:
         async with self._lock:
             with self._in_place() as kept, Session(bind=kept, expire_on_commit=False) as orm, orm.begin():
                 yield InlineSession(orm)
+            self._wrote()
 
     async def aclose(self) -> None:
+        if self._checkpointing is not None:
+            await self._checkpointing
         if self._read_thread is not None:  # after any read already handed to it
             await asyncio.wrap_future(self._read_thread.submit(self._close_reader))
             self._read_thread.shutdown()

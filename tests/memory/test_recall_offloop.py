@@ -172,3 +172,22 @@ async def test_vectors_stored_while_an_owner_is_loading_are_not_lost(store: Stor
         release.set()
         await loading
     assert store.vectors.cached_owners() == []
+
+
+async def test_the_log_is_checkpointed_in_the_read_thread_not_on_the_loop(store: Store) -> None:
+    """SQLite's own auto-checkpoint would copy the log in the committing connection, on the
+    loop's thread; the store checkpoints every CHECKPOINT_EVERY writes in its read thread."""
+    from memory.db import CHECKPOINT_EVERY
+
+    assert store.db.sqlite_path is not None
+    wal = store.db.sqlite_path.with_name(store.db.sqlite_path.name + "-wal")
+    with statements() as seen:
+        for i in range(CHECKPOINT_EVERY * 10):
+            await store.episodes.add(ANA, f"note {i} " + "words " * 200, speaker="user")
+            await asyncio.sleep(0)  # a bot awaits the network between messages; the checkpoint runs then
+        await store.db.read(lambda conn: None)  # after the checkpoints queued before it
+    checkpoints = [on_loop for sql, on_loop in seen if "wal_checkpoint" in sql]
+    assert checkpoints and not any(checkpoints)
+    # The log starts over after each checkpoint: it holds about CHECKPOINT_EVERY writes, not
+    # all 640 (each write here appends ~35 pages: the episode, its index entries and merges).
+    assert wal.stat().st_size < CHECKPOINT_EVERY * 40 * 4096 * 2
