@@ -95,6 +95,9 @@ class AgentConfig:
     consolidate_every: int = 0  # exchanges between fact consolidations; 0: off
 
 
+RECALL_TOKENS = 600  # at most, of recalled memories in the system prompt
+
+
 @dataclass(slots=True)
 class _Remembering:
     """What a turn adds to its owner's memory: recalled into the prompt, tools it used, and the
@@ -106,6 +109,7 @@ class _Remembering:
     tools: list[str] = field(default_factory=list)
     round_tokens: int = 0
     round_messages: int = 0
+    question_id: int | None = None  # the stored question's message id
 
 
 def owner_of(turn: Turn) -> str:
@@ -133,6 +137,7 @@ class Agent:
         self._model = config.model
         self._clock = clock or (lambda: datetime.now(UTC))
         self._current: dict[str, int] = {}  # session key -> current session id
+        self._window_start: dict[int, int] = {}  # session id -> oldest message its last window held
         # The tool list rarely changes: its size is kept rather than re-measured every turn.
         self._tool_tokens: tuple[list[Message], int] = ([], 0)
         self._compactor = Compactor(store, llm)
@@ -211,11 +216,16 @@ class Agent:
         model = self.model
         tools = await self._tools.list_tools(turn) if self._tools is not None else []
         memory = _Remembering(owner_of(turn), self._clock())
-        # Before the question is stored; the current session is in the window already.
+        # Before the question is stored. What the window holds is in the prompt already: the
+        # session's turns from where the last window started (or, not known yet after a
+        # restart, the whole session); its older turns, summarised or cut, can be recalled.
         recalled = await self._store.recall(
             memory.owner,
             turn.text,
             exclude_session_id=session_id,
+            window_start=self._window_start.get(session_id),
+            # A share of the history budget: what is recalled comes out of the window's room.
+            token_budget=min(RECALL_TOKENS, self._config.history_tokens // 5),
             tokens=estimate_tokens,
             now=memory.asked_at,
         )
@@ -230,6 +240,11 @@ class Agent:
             if answered is not None:
                 log.info("update %s was answered before; replaying the stored answer", turn.update_id)
                 return answered
+        turns = [m.id for m in asked.window if m.role != "system"]  # a summary's id is newer
+        if turns:
+            self._window_start[session_id] = min(turns)
+            if asked.window[-1].role == "user":
+                memory.question_id = asked.window[-1].id
         messages = build_messages(system, asked.window)
         reply = await self._answer(session_id, turn, progress, model, tools, messages, memory)
         # What the next turn's window would hold: this one's, the tool rounds and the answer.
@@ -427,7 +442,11 @@ class Agent:
         """Store the answer, and the exchange as episodes of the turn's owner, in one transaction."""
         unrecorded = completion is not None and not completion.tool_calls
         group = memory.owner.startswith("chat:")
-        asked = {"telegram_message_id": turn.message_id, "update_id": turn.update_id}
+        asked = {
+            "telegram_message_id": turn.message_id,
+            "update_id": turn.update_id,
+            "message_id": memory.question_id,
+        }
         exchange = Exchange(
             owner=memory.owner,
             question=NewEpisode(

@@ -60,6 +60,7 @@ async def fuse_vectors(
     exclude_session_id: int | None = None,
     exclude_ids: Collection[int] = (),
     *,
+    window_start: int | None = None,
     fusion: Fusion | None = None,
 ) -> list[tuple[EpisodeView, float]]:
     """The top ``k1`` of ``lexical`` (episode, BM25 score: higher is better) and the question's
@@ -71,7 +72,9 @@ async def fuse_vectors(
     if question is None:
         return list(lexical)
     matrix = await vectors.matrix(owner, len(question))
-    top = matrix.top(question, k1, exclude_session_id, exclude_ids)
+    # The matrix knows sessions, not messages: with a window start, that session's turns are
+    # judged below, once their views (and message ids) are read.
+    top = matrix.top(question, k1, None if window_start is not None else exclude_session_id, exclude_ids)
     cosine = {e: c for e, c in top if c >= COSINE_FLOOR}
     views = {view.id: view for view, _ in lexical}
     cosine.update(matrix.similarity(question, [e for e in views if e not in cosine]))
@@ -79,13 +82,26 @@ async def fuse_vectors(
     if missing:
         async with db.connection() as conn:
             rows = (await conn.execute(_VIEWS, {"owner": owner, "ids": missing})).all()
-        views.update((row[0], view_of(row)) for row in rows)
+        views.update(
+            (row[0], view)
+            for row in rows
+            if not in_window(view := view_of(row), exclude_session_id, window_start)
+        )
         if len(rows) < len(missing):  # forgotten by another process (`omni mcp`): re-read later
             vectors.drop(owner)
     bm25 = {view.id: score for view, score in lexical}
     fused = fuse(bm25, {e: c for e, c in cosine.items() if e in views}, fusion or FUSION)
     best = sorted(fused.items(), key=lambda item: (-item[1], -item[0]))[:k1]
     return [(views[e], score) for e, score in best]
+
+
+def in_window(view: EpisodeView, session_id: int | None, window_start: int | None) -> bool:
+    """Whether ``view`` is a turn of the session ``session_id`` that its prompt window holds
+    (from the message ``window_start`` on; the whole session when that is None)."""
+    if session_id is None or view.session_id != session_id:
+        return False
+    message_id = view.meta.get("message_id")
+    return window_start is None or not isinstance(message_id, int) or message_id >= window_start
 
 
 def fuse(bm25: Mapping[int, float], cosine: Mapping[int, float], fusion: Fusion) -> dict[int, float]:

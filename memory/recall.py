@@ -110,7 +110,9 @@ def _candidates(boost: str) -> TextualSelect:
         f"e.meta, bm25(episodes_fts, 1.0, {CONTEXT_WEIGHT}, {SPEAKER_WEIGHT}, 0.0){boost} AS rank "
         "FROM episodes_fts JOIN episodes AS e ON e.id = episodes_fts.rowid "
         "WHERE episodes_fts MATCH :query AND e.owner_key = :owner "
-        "AND (:session_id IS NULL OR e.session_id IS NULL OR e.session_id != :session_id) "
+        "AND (:session_id IS NULL OR e.session_id IS NULL OR e.session_id != :session_id "
+        # Of the current session, only turns older than its prompt window (a NULL start: none).
+        "OR json_extract(e.meta, '$.message_id') < :window_start) "
         "ORDER BY rank LIMIT :limit"
     ).columns(
         id=Integer,
@@ -223,6 +225,7 @@ async def lexical_candidates(
     *,
     limit: int,
     exclude_session_id: int | None = None,
+    window_start: int | None = None,
     now: datetime | None = None,
 ) -> list[tuple[EpisodeView, float]]:
     """Phase 1: up to ``limit`` of ``owner``'s episodes by boosted BM25, best first, each with
@@ -232,7 +235,12 @@ async def lexical_candidates(
         return []  # no full-text index off SQLite yet
     owner_match = f'owner : "{owner_token(owner)}"'
     periods = windows(query, now or datetime.now(UTC))
-    params: dict[str, Any] = {"owner": owner, "session_id": exclude_session_id, "limit": limit}
+    params: dict[str, Any] = {
+        "owner": owner,
+        "session_id": exclude_session_id,
+        "window_start": window_start,
+        "limit": limit,
+    }
     for i in range(MAX_WINDOWS if periods else 0):
         start, end = map(_stamp, periods[i]) if i < len(periods) else (_NEVER, _NEVER)
         params[f"w{i}s"], params[f"w{i}e"] = start, end
@@ -256,6 +264,7 @@ async def two_phase_recall(
     lam: float = 0.3,
     token_budget: int | None = 600,
     exclude_session_id: int | None = None,
+    window_start: int | None = None,
     exclude_ids: Collection[int] = (),
     min_relevance: float = MIN_RELEVANCE,
     tokens: Callable[[str], int] = estimate_tokens,
@@ -264,19 +273,27 @@ async def two_phase_recall(
     """``owner``'s episodes most worth recalling for ``query``, best first (see the module).
 
     Episodes of ``exclude_session_id`` (the current session: its window is in the prompt
-    already) and ``exclude_ids`` are left out. The returned episodes' ``recall_count`` goes up.
+    already) and ``exclude_ids`` are left out; with ``window_start`` (the oldest message id the
+    session's prompt window holds), only that session's turns from it on are. The returned
+    episodes' ``recall_count`` goes up.
     ``now`` (default: the clock) anchors the question's relative dates ("last spring").
     """
     db = store_or_db if isinstance(store_or_db, Database) else store_or_db.db
     if k1 <= 0 or k2 <= 0:
         return []
     lexical = await lexical_candidates(
-        db, owner, query, limit=k1 + len(exclude_ids), exclude_session_id=exclude_session_id, now=now
+        db,
+        owner,
+        query,
+        limit=k1 + len(exclude_ids),
+        exclude_session_id=exclude_session_id,
+        window_start=window_start,
+        now=now,
     )
     candidates = [(view, bm) for view, bm in lexical if view.id not in exclude_ids][:k1]
     # Hybrid phase 1 (memory/hybrid.py): with embeddings on, vector neighbours are fused in.
     candidates = await fuse_vectors(
-        store_or_db, owner, query, candidates, k1, exclude_session_id, exclude_ids
+        store_or_db, owner, query, candidates, k1, exclude_session_id, exclude_ids, window_start=window_start
     )
     best = max((bm for _, bm in candidates), default=0.0)
     if best <= 0.0:

@@ -103,3 +103,23 @@ async def test_tools_used_are_summarised_on_the_answer_episode(
 
     page, _ = await store.episodes.listing("local:me")
     assert [v.meta.get("tools") for v in page if v.speaker == "assistant"] == [["time_now"]]
+
+
+async def test_turns_that_left_the_window_of_a_long_session_are_recalled(
+    agent_on: OpenAgent, llm: FakeLLM
+) -> None:
+    """One session forever (the user never sends /new): what scrolled out of the prompt window
+    is recalled; what the window still holds is not repeated."""
+    async with agent_on(history_tokens=500) as agent:
+        await agent.reply(Turn("cli:me", "my locker code is Quokka-77"))
+        for i in range(30):
+            await agent.reply(Turn("cli:me", f"filler message number {i} about the weather today"))
+        await agent.compacted()
+        await agent.reply(Turn("cli:me", "what is my locker code?"))
+    request = llm.requests[-1]["messages"]
+    history = " ".join(str(m["content"]) for m in request[1:])
+    assert "Quokka-77" not in history, "the old turn left the window"
+    system = system_of(llm.requests[-1])
+    assert HEADER in system and "Quokka-77" in system
+    # The window's own turns are not recalled again.
+    assert "filler message number 29" not in system
