@@ -24,7 +24,7 @@ from agent.background import BackgroundJobs
 from agent.llm import LLMClient, Message
 from agent.prompts import SUMMARISE
 from memory.store import Store
-from memory.types import StoredMessage, UsageRecord
+from memory.types import StoredMessage
 
 log = logging.getLogger(__name__)
 
@@ -125,15 +125,7 @@ async def compact(
     if not text or completion.tool_calls:
         log.warning("compaction of session %s got no summary; history left as it was", session_id)
         return None
-    usage = UsageRecord(
-        model=completion.model,
-        prompt_tokens=completion.usage.prompt_tokens,
-        completion_tokens=completion.usage.completion_tokens,
-        cost=completion.usage.cost,
-        latency_ms=completion.usage.latency_ms,
-        user_id=user_id,
-        session_id=session_id,
-    )
+    usage = completion.usage_record(user_id=user_id, session_id=session_id)
     summary_id = await store.conversations.add_summary(session_id, text, through=found.through, usage=usage)
     log.info("session %s: %d messages summarised (through %d)", session_id, len(found.dropped), found.through)
     return summary_id

@@ -26,7 +26,7 @@ from agent.llm import LLMClient, Message
 from agent.prompts import CONSOLIDATE
 from memory.facts import NewFact
 from memory.store import Store
-from memory.types import EpisodeView, UsageRecord
+from memory.types import EpisodeView
 
 log = logging.getLogger(__name__)
 
@@ -89,16 +89,7 @@ async def consolidate(store: Store, llm: LLMClient, owner: str, *, model: str, u
             {"role": "user", "content": transcript(known, turns)},
         ]
         completion = await llm.complete(request, model=model)
-        await store.usage.record(
-            UsageRecord(
-                model=completion.model,
-                prompt_tokens=completion.usage.prompt_tokens,
-                completion_tokens=completion.usage.completion_tokens,
-                cost=completion.usage.cost,
-                latency_ms=completion.usage.latency_ms,
-                user_id=user_id,
-            )
-        )
+        await store.usage.record(completion.usage_record(user_id=user_id))
         facts = parse_facts(completion.text, {t.id for t in turns}, {f.id for f in known})
         stored += len(await store.facts.save(owner, facts, through=turns[-1].id))
         if len(turns) < BATCH:

@@ -33,6 +33,7 @@ from tenacity import (
 
 from agent.errors import ContextTooLong, LLMRejected, LLMUnavailable
 from agent.types import ToolCall, Usage
+from memory.types import UsageRecord
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,18 @@ class Completion:
     usage: Usage
     message: Message  # the assistant message in OpenAI format, as sent back next round
     model: str
+
+    def usage_record(self, *, user_id: int | None, session_id: int | None = None) -> UsageRecord:
+        """This call's cost as the usage log stores it (/usage, /status)."""
+        return UsageRecord(
+            model=self.model,
+            prompt_tokens=self.usage.prompt_tokens,
+            completion_tokens=self.usage.completion_tokens,
+            cost=self.usage.cost,
+            latency_ms=self.usage.latency_ms,
+            user_id=user_id,
+            session_id=session_id,
+        )
 
 
 class LLMClient(Protocol):

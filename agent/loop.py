@@ -384,16 +384,7 @@ class Agent:
         return tokens
 
     def _usage(self, completion: Completion, turn: Turn, session_id: int) -> UsageRecord:
-        usage = completion.usage
-        return UsageRecord(
-            model=completion.model,
-            prompt_tokens=usage.prompt_tokens,
-            completion_tokens=usage.completion_tokens,
-            cost=usage.cost,
-            latency_ms=usage.latency_ms,
-            user_id=turn.user_id,
-            session_id=session_id,
-        )
+        return completion.usage_record(user_id=turn.user_id, session_id=session_id)
 
     async def _run_tool(self, call: ToolCall, turn: Turn, progress: ProgressCallback | None) -> Message:
         assert self._tools is not None  # only called when tools were offered
