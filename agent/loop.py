@@ -228,6 +228,7 @@ class Agent:
             token_budget=min(RECALL_TOKENS, self._config.history_tokens // 5),
             tokens=estimate_tokens,
             now=memory.asked_at,
+            mark=False,  # counted in the answer's transaction (Exchange.recalled_ids)
         )
         memory.recalled = tuple(r.episode.id for r in recalled)
         system = self._system_prompt(turn, tools, recalled)

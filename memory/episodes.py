@@ -174,11 +174,19 @@ async def insert_episodes(conn: Conn, owner: str, items: Sequence[NewEpisode]) -
 
 
 async def record_recalls(conn: Conn, message_id: int, episode_ids: Sequence[int]) -> None:
-    """Note that ``episode_ids`` were recalled into the prompt of the answer ``message_id``."""
+    """Note that ``episode_ids`` were recalled into the prompt of the answer ``message_id``, and
+    count the recall (:func:`mark_recalled`), in the answer's transaction."""
     if episode_ids:
         await conn.execute(
             _INSERT_RECALLS, [{"message_id": message_id, "episode_id": e} for e in set(episode_ids)]
         )
+        await mark_recalled(conn, episode_ids)
+
+
+async def mark_recalled(conn: Conn, episode_ids: Sequence[int]) -> None:
+    """One more recall of each of ``episode_ids``: its count, its time, and an old reward's fade."""
+    stamp = datetime.now(UTC).replace(tzinfo=None)
+    await conn.execute(_MARK_RECALLED, {"ids": sorted(set(episode_ids)), "now": stamp})
 
 
 async def _forget_facts_from(conn: Conn, owner: str, episode_id: int) -> None:
@@ -366,6 +374,13 @@ _RECALLS_SINCE_REWARD = Episode.recall_count - func.coalesce(
 Q_AFTER_RECALL = case(
     (_RECALLS_SINCE_REWARD >= UNREWARDED_GRACE, Episode.q + FADE * (NEUTRAL_Q - Episode.q)),
     else_=Episode.q,
+)
+
+
+_MARK_RECALLED = (
+    update(Episode)
+    .where(Episode.id.in_(bindparam("ids", expanding=True)))
+    .values(recall_count=Episode.recall_count + 1, last_recalled_at=bindparam("now"), q=Q_AFTER_RECALL)
 )
 
 

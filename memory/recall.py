@@ -27,15 +27,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import JSON, Connection, DateTime, Float, Integer, String, Text, bindparam, text, update
+from sqlalchemy import JSON, Connection, DateTime, Float, Integer, String, Text, text
 from sqlalchemy.sql.selectable import TextualSelect
 
 from memory.conversations import estimate_tokens
 from memory.db import Database
-from memory.episodes import Q_AFTER_RECALL, view_of
+from memory.episodes import mark_recalled, view_of
 from memory.expansion import feedback_terms, mix
 from memory.hybrid import fuse_vectors
-from memory.models import Episode
 from memory.timeframe import MAX_WINDOWS, windows
 from memory.types import EpisodeView
 
@@ -247,13 +246,6 @@ async def lexical_candidates(
     return await db.read(lambda conn: _phase_one(conn, query, owner_match, terms, params))
 
 
-_MARK_RECALLED = (
-    update(Episode)
-    .where(Episode.id.in_(bindparam("ids", expanding=True)))
-    .values(recall_count=Episode.recall_count + 1, last_recalled_at=bindparam("now"), q=Q_AFTER_RECALL)
-)
-
-
 async def two_phase_recall(
     store_or_db: Store | Database,
     owner: str,
@@ -269,6 +261,7 @@ async def two_phase_recall(
     min_relevance: float = MIN_RELEVANCE,
     tokens: Callable[[str], int] = estimate_tokens,
     now: datetime | None = None,
+    mark: bool = True,
 ) -> list[Recalled]:
     """``owner``'s episodes most worth recalling for ``query``, best first (see the module).
 
@@ -277,6 +270,8 @@ async def two_phase_recall(
     session's prompt window holds), only that session's turns from it on are. The returned
     episodes' ``recall_count`` goes up.
     ``now`` (default: the clock) anchors the question's relative dates ("last spring").
+    ``mark=False`` leaves counting the recall to the caller (the agent does it in the answer's
+    transaction, through ``Exchange.recalled_ids``: one write fewer per turn).
     """
     db = store_or_db if isinstance(store_or_db, Database) else store_or_db.db
     if k1 <= 0 or k2 <= 0:
@@ -314,8 +309,7 @@ async def two_phase_recall(
         used += cost
         if len(kept) == k2:
             break
-    if kept:
-        stamp = datetime.now(UTC).replace(tzinfo=None)
+    if kept and mark:
         async with db.transaction() as conn:
-            await conn.execute(_MARK_RECALLED, {"ids": [r.episode.id for r in kept], "now": stamp})
+            await mark_recalled(conn, [r.episode.id for r in kept])
     return kept

@@ -58,6 +58,9 @@ async def test_an_answer_and_its_episodes_and_recalls_are_stored_together(
             (reply.message_id,),
         ).fetchall()
     assert ("my sister lives in Porto",) in recalled
+    # Counted once, in the answer's transaction.
+    told = next(v for v in page if v.text == "my sister lives in Porto")
+    assert told.recall_count == 1
 
 
 async def test_a_private_memory_stays_out_of_a_group_and_of_other_users(
