@@ -3,12 +3,14 @@ ones, and the inline buttons of /memory (paging) and /forget all (confirmation).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import html
 import re
 import secrets
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from telegram import (
     BotCommand,
@@ -26,6 +28,7 @@ from bot import delivery
 from bot.chat import BUSY_NOTICE, Job, enqueue
 from bot.context import OmniContext
 from memory.episodes import owner_for
+from memory.knowledge import INDEX_FILE, KnowledgeIndex, user_root
 from memory.types import EpisodeView
 
 USER_COMMANDS = [
@@ -307,6 +310,15 @@ async def on_forget_button(update: Update, context: OmniContext) -> None:
     await _forget_all(update, context, query, pending)
 
 
+def _forget_knowledge(data_dir: Path, user_id: int) -> None:
+    """Drop the knowledge index's copies of the user's workspace files (the skills server
+    builds that index; there is nothing to drop when it never did)."""
+    path = data_dir / INDEX_FILE
+    if path.exists():
+        with KnowledgeIndex(path) as index:
+            index.forget_root(user_root(user_id))
+
+
 async def _forget_all(
     update: Update, context: OmniContext, query: CallbackQuery, pending: _PendingForget
 ) -> None:
@@ -317,6 +329,10 @@ async def _forget_all(
 
     async def work() -> None:
         forgotten = await deps.store.episodes.forget_all(pending.owner)
+        if pending.owner.startswith("user:"):  # their workspace folder's copies in the index
+            await asyncio.to_thread(
+                _forget_knowledge, deps.settings.data_dir, int(pending.owner.removeprefix("user:"))
+            )
         # The chat's sessions are gone: start a fresh one (and drop the agent's cached id).
         await deps.agent.new_session(f"tg:{chat.id}", telegram_chat_id=chat.id)
         await query.edit_message_text(f"Done: I forgot {_memories(forgotten)} and our conversation history.")

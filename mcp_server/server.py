@@ -26,6 +26,7 @@ from mcp.server.subscriptions import InMemorySubscriptionBus
 from mcp.shared.subscriptions import PromptsListChanged, ResourcesListChanged, ToolsListChanged
 
 from mcp_server.loader import BUILTIN_ROOT, Registry
+from memory.knowledge import INDEX_FILE
 from omni import __version__
 from omni.settings import Settings
 from skills._context import SkillsContext
@@ -77,7 +78,7 @@ class SkillsServer(MCPServer[SkillsContext]):
     """MCPServer plus the skill registry; each loaded skill's SKILL.md is a ``skill://`` resource."""
 
     def __init__(self, settings: Settings) -> None:
-        self.stores = Stores(settings.database_url, settings.data_dir / "knowledge.db")
+        self.stores = Stores(settings.database_url, settings.data_dir / INDEX_FILE)
         self.context = SkillsContext(
             workspace=settings.workspace,
             shell_enabled=settings.shell_enabled,

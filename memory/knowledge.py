@@ -9,7 +9,8 @@ writes) never holds the main database's single write lock against the bot; and i
 FTS5 even when the main database is PostgreSQL.
 
 Rows are scoped by ``root`` (the caller's folder relative to the workspace: ``.`` for admins and
-IDEs, ``users/<id>`` for a non-admin) and a search only reads its own root's rows. What goes in
+IDEs, ``users/<id>`` for a non-admin; :func:`user_root`) and a search only reads its own root's
+rows. ``/forget all`` drops a non-admin's root (:meth:`KnowledgeIndex.forget_root`). What goes in
 is decided by the caller (skills/knowledge walks the folder); this module stores and searches.
 
 Every method blocks: callers run them in a worker thread. One connection, taken in turns.
@@ -106,6 +107,14 @@ def chunks_of(text: str) -> Iterator[tuple[int, str]]:
         yield start, body
 
 
+INDEX_FILE = "knowledge.db"  # in OMNI_DATA_DIR
+
+
+def user_root(user_id: int) -> str:
+    """The index's root key for a non-admin Telegram user's folder (``WORKSPACE/users/<id>``)."""
+    return f"users/{user_id}"
+
+
 class KnowledgeIndex:
     """The index file; use ``with KnowledgeIndex(path) as index`` or call :meth:`close`."""
 
@@ -181,6 +190,18 @@ class KnowledgeIndex:
         with self._lock:
             rows = self._conn.execute(_SEARCH, (SNIPPET_TOKENS, match, root, limit)).fetchall()
         return [Hit(path, line, " ".join(snip.split()), -float(rank)) for path, line, snip, rank in rows]
+
+    def forget_root(self, root: str) -> int:
+        """Drop everything indexed for ``root`` and leave no copy of its text in the file (the
+        full-text index merged, the log copied back and emptied); the number of files dropped."""
+        with self._lock:
+            with _transaction(self._conn) as conn:
+                ids = [row[0] for row in conn.execute("SELECT id FROM files WHERE root = ?", (root,))]
+                conn.executemany("DELETE FROM chunks WHERE file_id = ?", [(i,) for i in ids])
+                conn.execute("DELETE FROM files WHERE root = ?", (root,))
+                conn.execute("INSERT INTO chunks_fts(chunks_fts) VALUES ('optimize')")
+            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return len(ids)
 
     def count(self, root: str) -> int:
         with self._lock:

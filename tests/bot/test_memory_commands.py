@@ -6,10 +6,12 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
 from bot import commands
+from memory.knowledge import INDEX_FILE, Document, KnowledgeIndex, Stamp, user_root
 from memory.store import Store, open_store
 from omni.settings import Settings
 from tests.bot.conftest import ADMIN, FRIEND, STRANGER, in_process_bot
@@ -205,3 +207,25 @@ async def test_status_shows_episodes_and_help_lists_the_commands(
         assert f"memory: {await store.episodes.count()} episodes" in status and "database: " in status
         help_text = shown(await say(tg, FRIEND, "/help"))
         assert "/memory" in help_text and "/forget" in help_text
+
+
+async def test_forget_all_drops_the_knowledge_index_copies_of_the_users_files(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    index_path = tmp_path / "data" / INDEX_FILE
+    secret = "plumtreequartz"
+    with KnowledgeIndex(index_path) as index:
+        for user, text in ((FRIEND, f"my notes say {secret}"), (OTHER, "the other user's notes")):
+            doc = Document(path="notes.md", stamp=Stamp(1, len(text)), text=text)
+            index.apply(user_root(user), [doc])
+    async with bot_and_store(make_settings) as (tg, _, store):
+        await seed(store, f"user:{FRIEND}", ["one"])
+        question = await say(tg, FRIEND, "/forget all")
+        (_, yes_data), _ = tg.buttons(question)
+        before = len(tg.sent)
+        await press(tg, FRIEND, yes_data, question)
+        assert (await tg.messages(before + 1))[before].text.startswith("Done: I forgot")
+    with KnowledgeIndex(index_path) as index:
+        assert index.count(user_root(FRIEND)) == 0 and index.count(user_root(OTHER)) == 1
+    files = [p for p in index_path.parent.glob(f"{INDEX_FILE}*") if p.is_file()]
+    assert files and not any(secret.encode() in p.read_bytes() for p in files)
