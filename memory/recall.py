@@ -92,6 +92,20 @@ def query_terms(question: str) -> list[str]:
     return terms
 
 
+_NAME = re.compile(r"\b[^\W\d_][\w]*", re.UNICODE)
+
+
+def names_in(question: str) -> set[str]:
+    """The question's capitalised words, quoted as :func:`query_terms` quotes them: who it may
+    name as a speaker ("What is Ana's dog called?"). The bot's own speakers ("user",
+    "assistant") are never asked about by name; a sentence's first word costs one clause."""
+    return {
+        '"' + word.lower().replace('"', '""') + '"'
+        for word in _NAME.findall(question[:MAX_QUERY_CHARS])
+        if word[0].isupper()
+    }
+
+
 def owner_token(owner: str) -> str:
     """The one token that names ``owner`` in the index's ``owner`` column: its UTF-8 bytes in
     hex between ``o`` and ``0`` (the trigger's ``'o' || lower(hex(owner_key)) || '0'``)."""
@@ -142,7 +156,7 @@ def affordable_terms(
     owner_match: str,
     terms: Sequence[str],
     *,
-    speakers: bool = True,
+    speakers: Collection[str] = (),
     budget: int = SCORE_BUDGET,
 ) -> tuple[list[str], int]:
     """The rarest of the clauses ``{text context} : term`` and ``speaker : term`` in the owner's
@@ -151,8 +165,12 @@ def affordable_terms(
 
     A clause left out is one that a large share of the owner's episodes match: its idf, hence
     its weight in BM25, is small, and it would cost the most to score ("user" as a speaker, a
-    word the owner says all the time). A small owner keeps every clause."""
-    clauses = [f"{{text context}} : {t}" for t in terms] + [f"speaker : {t}" for t in terms if speakers]
+    word the owner says all the time). A small owner keeps every clause.
+
+    Only the terms in ``speakers`` (names the question writes capitalised) get a speaker clause:
+    counting one that matches no speaker reads the term's whole list of rows to find none,
+    which cost ten times the rest of the counting over a long memory (bench/memory_scale.py)."""
+    clauses = [f"{{text context}} : {t}" for t in terms] + [f"speaker : {t}" for t in terms if t in speakers]
     if not clauses or budget <= 0:
         return [], 0
     params: list[str | int] = []
@@ -187,7 +205,7 @@ def _phase_one(
 ) -> list[tuple[EpisodeView, float]]:
     # Run by Database.read, off the event loop: over a long memory these statements take tens
     # of milliseconds (bench/memory_scale.py), which in place would stall every other chat.
-    terms, spent = affordable_terms(conn, owner_match, terms)
+    terms, spent = affordable_terms(conn, owner_match, terms, speakers=names_in(query))
     if not terms:
         return []
     first = _ranked(conn, {**params, "query": f"{owner_match} AND ({' OR '.join(terms)})"})
@@ -207,7 +225,6 @@ def _phase_one(
         conn,
         owner_match,
         feedback_terms(query, scored, top, STOP_WORDS),
-        speakers=False,
         budget=SCORE_BUDGET - spent,
     )
     if not feedback:

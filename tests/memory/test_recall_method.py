@@ -102,3 +102,10 @@ async def test_a_word_most_of_the_owners_episodes_hold_is_not_scored(store: Stor
     assert len(found) == 2  # and its neighbour, which holds it as context
     # Alone, the common word is still scored: something is better than nothing.
     assert len(await lexical_candidates(store.db, ANA, "weather", limit=5)) == 5
+
+
+def test_only_capitalised_words_are_asked_of_the_speaker_column() -> None:
+    from memory.recall import names_in
+
+    assert names_in("What is Ana's dog called? ask Élodie") == {'"what"', '"ana"', '"élodie"'}
+    assert names_in("what did the assistant say about user settings") == set()
