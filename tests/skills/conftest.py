@@ -58,6 +58,14 @@ RealServer = Callable[..., AbstractAsyncContextManager[ClientSession]]
 
 
 @pytest.fixture
+def root(workspace: Path) -> Path:
+    """The non-admin caller's folder (NON_ADMIN's), created."""
+    folder = non_admin_root(workspace)
+    folder.mkdir(parents=True)
+    return folder
+
+
+@pytest.fixture
 def real_server(omni_cmd: list[str], workspace: Path, tmp_path: Path) -> RealServer:
     """``async with real_server(OMNI_X="...") as session`` — a real ``omni mcp`` child over stdio.
 

@@ -6,8 +6,8 @@ import ctypes
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import AbstractAsyncContextManager, contextmanager
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -15,26 +15,18 @@ import anyio
 import pytest
 from mcp import ClientSession
 
-from tests.skills.conftest import ADMIN, NON_ADMIN, non_admin_root, text_of
+from tests.skills.conftest import ADMIN, NON_ADMIN, RealServer, text_of
 
 pytestmark = pytest.mark.anyio
 
 LIBC = ctypes.CDLL(None, use_errno=True)
 
 META: Any = NON_ADMIN
-RealServer = Callable[..., AbstractAsyncContextManager[ClientSession]]
 
 
 async def call(session: ClientSession, tool: str, meta: Any = NON_ADMIN, **args: Any) -> tuple[bool, str]:
     result = await session.call_tool(tool, args, meta=meta)
     return result.is_error, text_of(result)
-
-
-@pytest.fixture
-def root(workspace: Path) -> Path:
-    folder = non_admin_root(workspace)
-    folder.mkdir(parents=True)
-    return folder
 
 
 @pytest.fixture

@@ -15,8 +15,7 @@ import shutil
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import AbstractAsyncContextManager
+from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -26,14 +25,13 @@ import anyio
 import pytest
 from mcp import ClientSession
 
-from tests.skills.conftest import ADMIN, NON_ADMIN, non_admin_root, text_of
+from tests.skills.conftest import ADMIN, NON_ADMIN, RealServer, non_admin_root, text_of
 
 pytestmark = [
     pytest.mark.anyio,
     pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed"),
 ]
 
-RealServer = Callable[..., AbstractAsyncContextManager[ClientSession]]
 TOOLS: dict[str, dict[str, Any]] = {
     "git_status": {},
     "git_log": {},

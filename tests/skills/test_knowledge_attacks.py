@@ -6,28 +6,18 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
 import pytest
 from mcp import ClientSession
 
-from tests.skills.conftest import ADMIN, NON_ADMIN, non_admin_root, text_of
+from tests.skills.conftest import ADMIN, NON_ADMIN, RealServer, text_of
 from tests.skills.test_files_attacks import flipping
 
 pytestmark = pytest.mark.anyio
 
-RealServer = Callable[..., AbstractAsyncContextManager[ClientSession]]
 SECRET = "okapi"
-
-
-@pytest.fixture
-def root(workspace: Path) -> Path:
-    folder = non_admin_root(workspace)
-    folder.mkdir(parents=True)
-    return folder
 
 
 @pytest.fixture

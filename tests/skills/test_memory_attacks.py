@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager, closing
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -15,11 +14,10 @@ from mcp import ClientSession
 
 from memory.migrate import upgrade
 from memory.store import open_store
-from tests.skills.conftest import ADMIN, NON_ADMIN, text_of
+from tests.skills.conftest import ADMIN, NON_ADMIN, RealServer, text_of
 
 pytestmark = pytest.mark.anyio
 
-RealServer = Callable[..., AbstractAsyncContextManager[ClientSession]]
 SECRET = "quokka"
 HOSTILE = ['"', "*", "NEAR(quokka, x)", "-quokka", "AND OR NOT", "((quokka", "🎉 quokka", "q" * 10_000]
 

@@ -7,7 +7,6 @@ way an IDE starts it with ``OMNI_MEMORY_USER`` naming that user, recalls it with
 from __future__ import annotations
 
 from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import pytest
@@ -15,10 +14,10 @@ from mcp import ClientSession
 
 from omni.settings import Settings
 from tests.bot.conftest import FRIEND, in_process_bot
+from tests.skills.conftest import RealServer
 
 pytestmark = pytest.mark.anyio
 
-RealServer = Callable[..., AbstractAsyncContextManager[ClientSession]]
 SAID = "My sister's wedding is in Porto on the 14th of June."
 
 

@@ -7,8 +7,6 @@ and must leave no process behind: not at the cap, not at its time limit, not whe
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
@@ -17,14 +15,13 @@ import pytest
 from mcp import ClientSession
 
 from skills import _process
-from tests.skills.conftest import ADMIN, text_of
+from tests.skills.conftest import ADMIN, RealServer, text_of
 
 pytestmark = [
     pytest.mark.anyio,
     pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc to see process groups"),
 ]
 
-RealServer = Callable[..., AbstractAsyncContextManager[ClientSession]]
 SECRETS = {
     "OMNI_SHELL_ENABLED": "true",
     "OMNI_TOOL_TIMEOUT": "4",
