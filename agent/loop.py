@@ -198,6 +198,9 @@ class Agent:
 
     async def new_session(self, session_key: str, telegram_chat_id: int | None = None) -> None:
         ref = await self._store.conversations.new_session(session_key, telegram_chat_id=telegram_chat_id)
+        closed = self._current.get(session_key)
+        if closed is not None:  # never asked again: its window start need not be kept
+            self._window_start.pop(closed, None)
         self._current[session_key] = ref.session_id
 
     async def stats(self) -> dict[str, Any]:

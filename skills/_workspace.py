@@ -45,12 +45,3 @@ def inside_workspace(root: Path, path: str) -> Path:
     if resolved != root and not resolved.is_relative_to(root):
         raise OutsideWorkspace(f"path {path!r} resolves outside the workspace (symlink?)")
     return resolved
-
-
-def display(root: Path, path: Path) -> str:
-    """The path as the model should see it: relative to the root, POSIX style."""
-    try:
-        rel = path.resolve().relative_to(root.resolve())
-    except ValueError:
-        return path.name
-    return rel.as_posix() or "."
