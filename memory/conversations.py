@@ -33,10 +33,11 @@ from sqlalchemy import (
 
 from memory.connection import Conn
 from memory.db import Database
-from memory.episodes import insert_episodes, record_recalls, with_context
+from memory.episodes import insert_episodes, with_context
 from memory.models import Chat, Message, Session, Usage, User
 from memory.types import Asked, Exchange, NewMessage, SessionRef, StoredMessage, UsageRecord
 from memory.usage import usage_values
+from memory.utility import record_recalls
 from memory.window import ROWS, SUMMARY_ROLE, Tail, Tails
 
 _WINDOW_COLUMNS = (

@@ -32,11 +32,12 @@ from sqlalchemy.sql.selectable import TextualSelect
 
 from memory.conversations import estimate_tokens
 from memory.db import Database
-from memory.episodes import mark_recalled, view_of
+from memory.episodes import view_of
 from memory.expansion import feedback_terms, mix
 from memory.hybrid import fuse_vectors
 from memory.timeframe import MAX_WINDOWS, windows
 from memory.types import EpisodeView
+from memory.utility import mark_recalled
 
 if TYPE_CHECKING:
     from memory.store import Store

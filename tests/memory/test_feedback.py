@@ -9,8 +9,8 @@ import itertools
 import pytest
 
 from memory import NewEpisode, Store
-from memory.episodes import FADE, NEUTRAL_Q, UNREWARDED_GRACE
 from memory.types import Exchange, NewMessage
+from memory.utility import FADE, NEUTRAL_Q, UNREWARDED_GRACE
 
 pytestmark = pytest.mark.anyio
 
