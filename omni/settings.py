@@ -22,6 +22,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from omni.errors import SettingsError
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+LogFormat = Literal["text", "json"]
 
 # Async drivers the store can run on; anything else would fail later with a worse message.
 ASYNC_DRIVERS = ("sqlite+aiosqlite", "postgresql+asyncpg")
@@ -69,6 +70,7 @@ class Settings(BaseSettings):
     skills_dirs: Annotated[tuple[Path, ...], NoDecode] = ()
     shell_enabled: bool = False
     log_level: LogLevel = "INFO"
+    log_format: LogFormat = "text"
     gateway_token: SecretStr | None = None
     telegram_webhook_url: str | None = None
     telegram_webhook_listen: str = "127.0.0.1:8443"
@@ -88,6 +90,16 @@ class Settings(BaseSettings):
     files_quota_bytes: int = Field(default=200 * 1024 * 1024, ge=1024)
     mcp_token: SecretStr | None = None
     mcp_allowed_hosts: Annotated[tuple[str, ...], NoDecode] = ()
+    # omni gateway: the largest request body, how long one request may take, how many run at once.
+    gateway_max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    gateway_timeout: float = Field(default=120.0, gt=0)
+    gateway_concurrency: int = Field(default=16, ge=1)
+    # Tokens (prompt + completion) one user may spend per UTC day; 0: no limit. An admin can
+    # set a user's own limit (/limit), which wins over this default.
+    usage_daily_tokens: int = Field(default=0, ge=0)
+    # Several workers on one database: a claimed update whose worker stopped renewing its lease
+    # for this long is taken over by another worker.
+    update_lease_s: float = Field(default=60.0, ge=5)
     # The Telegram user whose memory the skills server's callers without ``_meta`` (IDEs) share.
     memory_user: int | None = None
 
@@ -131,6 +143,11 @@ class Settings(BaseSettings):
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _lower_format(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator("log_level", mode="before")
     @classmethod
