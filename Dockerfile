@@ -9,6 +9,7 @@ RUN uv sync --frozen --no-dev --no-install-project
 COPY omni ./omni
 COPY bot ./bot
 COPY agent ./agent
+COPY gateway ./gateway
 COPY memory ./memory
 COPY mcp_server ./mcp_server
 COPY skills ./skills

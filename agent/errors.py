@@ -2,6 +2,8 @@
 
     OmniError                      omni.errors: ``user_message`` is safe to show
     └── AgentError                 anything the agent cannot do
+        ├── DailyLimitReached      the user spent their tokens for the UTC day (agent/limits.py);
+        │                          raised before any LLM call, its message says when it resets
         ├── LLMUnavailable         the model could not be reached: timeouts, connection
         │                          errors, rate limits, 5xx, after the retries ran out
         └── LLMRejected            the provider refused the request: bad credentials,
@@ -20,6 +22,12 @@ from omni.errors import OmniError
 
 class AgentError(OmniError):
     pass
+
+
+class DailyLimitReached(AgentError):
+    """Raised with the words to show (the limit and when it resets), built by agent/limits.py."""
+
+    user_message = "You've used your tokens for today; the limit resets at 00:00 UTC."
 
 
 class LLMUnavailable(AgentError):

@@ -64,6 +64,7 @@ async def open_agent(
         history_tokens=settings.history_tokens,
         max_tool_rounds=settings.max_tool_rounds,
         consolidate_every=settings.memory_consolidate_every,
+        daily_tokens=settings.usage_daily_tokens,
     )
     llm = llm_client(settings, retry)
     async with embeddings(settings, store, llm), Agent(store, llm, config, tools=tools) as agent:

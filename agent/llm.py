@@ -34,6 +34,7 @@ from tenacity import (
 from agent.errors import ContextTooLong, LLMRejected, LLMUnavailable
 from agent.types import ToolCall, Usage
 from memory.types import UsageRecord
+from omni.logging import fields
 
 log = logging.getLogger(__name__)
 
@@ -224,9 +225,28 @@ class LiteLLMClient:
         if tools:
             kwargs["tools"] = list(tools)
         started = time.perf_counter()
-        response = await self._call_with_retries(litellm.acompletion, kwargs)
-        latency_ms = (time.perf_counter() - started) * 1000
-        return _completion(litellm, response, model, latency_ms)
+        try:
+            response = await self._call_with_retries(litellm.acompletion, kwargs)
+        except BaseException as exc:  # logged and re-raised: the line for a call that failed
+            outcome = "cancelled" if isinstance(exc, asyncio.CancelledError) else "error"
+            took = _ms_since(started)
+            error = type(exc).__name__
+            log.info("LLM call", extra=fields(model=model, duration_ms=took, outcome=outcome, error=error))
+            raise
+        completion = _completion(litellm, response, model, (time.perf_counter() - started) * 1000)
+        usage = completion.usage
+        log.info(
+            "LLM call",
+            extra=fields(
+                model=model,
+                duration_ms=round(usage.latency_ms, 1),
+                prompt_tokens=usage.prompt_tokens,
+                completion_tokens=usage.completion_tokens,
+                tool_calls=len(completion.tool_calls),
+                outcome="ok",
+            ),
+        )
+        return completion
 
     def _arguments(self, model: str, **call: Any) -> dict[str, Any]:
         """litellm's arguments for a call to ``model``: our endpoint, key and timeout."""
@@ -247,7 +267,12 @@ class LiteLLMClient:
         timeout and retries as completions; failures become the same domain errors."""
         litellm = await load_litellm()
         kwargs = self._arguments(model, input=list(texts))
+        started = time.perf_counter()
         response = await self._call_with_retries(litellm.aembedding, kwargs)
+        # DEBUG: recall and ingest embed on every message; the completions' lines are the INFO ones.
+        log.debug(
+            "embedding call", extra=fields(model=model, texts=len(texts), duration_ms=_ms_since(started))
+        )
         items = sorted(response.data, key=lambda item: int(_field(item, "index")))
         if len(items) != len(texts):
             raise LLMRejected(f"embedding model {model} returned {len(items)} vectors for {len(texts)} texts")
@@ -270,6 +295,10 @@ class LiteLLMClient:
             return await retrying(call, **kwargs)
         except openai.OpenAIError as exc:  # litellm's exceptions all derive from it
             raise _domain_error(exc, kwargs["model"]) from exc
+
+
+def _ms_since(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 1)
 
 
 def _field(item: Any, name: str) -> Any:

@@ -28,6 +28,7 @@ from agent.compaction import Compactor
 from agent.consolidation import Consolidator
 from agent.context import build_messages
 from agent.errors import AgentError
+from agent.limits import DailyLimit
 from agent.llm import Completion, LLMClient, Message
 from agent.prompts import memory_section, system_prompt
 from agent.types import Progress, ProgressCallback, Reply, ServerStatus, ToolCall, Turn, Usage
@@ -93,6 +94,7 @@ class AgentConfig:
     max_tool_rounds: int = 20
     timezone: tzinfo | None = None  # None: the machine's local zone
     consolidate_every: int = 0  # exchanges between fact consolidations; 0: off
+    daily_tokens: int = 0  # a user's tokens per UTC day unless an admin set theirs; 0: none
 
 
 RECALL_TOKENS = 600  # at most, of recalled memories in the system prompt
@@ -142,6 +144,7 @@ class Agent:
         self._tool_tokens: tuple[list[Message], int] = ([], 0)
         self._compactor = Compactor(store, llm)
         self._consolidator = Consolidator(store, llm, config.consolidate_every)
+        self.limits = DailyLimit(store.usage, config.daily_tokens, self._clock)
 
     @property
     def model(self) -> str:
@@ -203,18 +206,9 @@ class Agent:
             self._window_start.pop(closed, None)
         self._current[session_key] = ref.session_id
 
-    async def stats(self) -> dict[str, Any]:
-        """Extras for /status: the model and today's LLM calls, tokens and cost."""
-        midnight = self._clock().astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-        today = await self._store.usage.totals(since=midnight.replace(tzinfo=None))
-        return {
-            "model": self.model,
-            "llm_calls_today": today.calls,
-            "tokens_today": today.prompt_tokens + today.completion_tokens,
-            "cost_today": round(today.cost, 6),
-        }
-
     async def reply(self, turn: Turn, progress: ProgressCallback | None = None) -> Reply:
+        # Before anything is stored or recalled: a user over the limit costs no LLM call.
+        await self.limits.check(turn)
         session_id = await self._session_of(turn)
         model = self.model
         tools = await self._tools.list_tools(turn) if self._tools is not None else []

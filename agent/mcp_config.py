@@ -106,6 +106,7 @@ def builtin_spec(settings: Settings) -> StdioSpec:
         "OMNI_SHELL_ENABLED": "true" if settings.shell_enabled else "false",
         "OMNI_WEB_ALLOW_PRIVATE": "true" if settings.web_allow_private else "false",
         "OMNI_LOG_LEVEL": "WARNING" if settings.log_level == "INFO" else settings.log_level,
+        "OMNI_LOG_FORMAT": settings.log_format,  # its stderr is ours: one format for every line
     }
     settings.data_dir.mkdir(parents=True, exist_ok=True)  # its working directory
     if settings.skills_dirs:

@@ -19,6 +19,7 @@ import hashlib
 import json
 import logging
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
@@ -28,6 +29,7 @@ from agent.mcp_config import BUILTIN, ServerSpec, server_specs
 from agent.mcp_connection import McpConnection, RemoteTool, ServerGone
 from agent.progress import describe_call
 from agent.types import ServerStatus, Turn
+from omni.logging import fields
 from omni.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -177,35 +179,52 @@ class ToolBox:
         return self._definitions[turn.is_admin]
 
     async def call(self, name: str, arguments: dict[str, Any], turn: Turn) -> str:
-        """Run a tool; every failure comes back as text for the model, never as an exception."""
+        """Run a tool; every failure comes back as text for the model, never as an exception.
+
+        Each call logs one line here: the tool, how long it took, and its outcome.
+        """
+        started = time.perf_counter()
+        outcome = "error"
+        try:
+            text, ok = await self._call(name, arguments, turn)
+            outcome = "ok" if ok else "error"
+            return text
+        except asyncio.CancelledError:
+            outcome = "cancelled"  # /stop or shutdown
+            raise
+        finally:
+            duration_ms = round((time.perf_counter() - started) * 1000, 1)
+            log.info("tool call", extra=fields(tool=name, duration_ms=duration_ms, outcome=outcome))
+
+    async def _call(self, name: str, arguments: dict[str, Any], turn: Turn) -> tuple[str, bool]:
+        """The text the model sees, and whether the tool succeeded."""
         await self._started()
         route = self._routes.get(name)
         if route is None:
-            return _unknown(name, list(self._routes))
+            return _unknown(name, list(self._routes)), False
         if route.admin_only and not turn.is_admin:
-            return f"Error: the tool {name} is available to admins only."
+            return f"Error: the tool {name} is available to admins only.", False
         conn = self._connections[route.server]
         try:
             session = await conn.ensure()
         except ServerGone as exc:
-            return f"Error: {exc}"
+            return f"Error: {exc}", False
         meta = _caller_meta(turn) if route.server == BUILTIN else None
         try:
             async with asyncio.timeout(self._call_timeout):
                 result = await session.call_tool(route.tool.name, arguments, meta=meta)
         except TimeoutError:
-            return f"Error: the tool {name} did not finish within {self._call_timeout:.0f} s."
+            return f"Error: the tool {name} did not finish within {self._call_timeout:.0f} s.", False
         except Exception as exc:  # the server died or broke the protocol mid-call
             from mcp.shared.exceptions import MCPError
             from mcp_types import CONNECTION_CLOSED
 
             if isinstance(exc, MCPError) and exc.code != CONNECTION_CLOSED:
-                return f"Error: {exc.error.message}"
+                return f"Error: {exc.error.message}", False
             conn.mark_dead(session, f"{exc.__class__.__name__} during {route.tool.name}")
-            return (
-                f"Error: the tool server {route.server!r} stopped while running {name}; it will be restarted."
-            )
-        return self._render(result)
+            stopped = f"the tool server {route.server!r} stopped while running {name}; it will be restarted."
+            return f"Error: {stopped}", False
+        return self._render(result), not result.is_error
 
     def _render(self, result: Any) -> str:
         parts: list[str] = []
@@ -276,9 +295,13 @@ def _import_client() -> None:
 
 
 def _caller_meta(turn: Turn) -> dict[str, Any] | None:
-    if turn.user_id is None:
-        return None
-    return {"omni/user_id": turn.user_id, "omni/is_admin": turn.is_admin}
+    """Who the skills server serves: a Telegram user, a restricted session (the gateway's
+    callers, no user id), or nobody in particular (`omni chat`, whose turns are admin's)."""
+    if turn.user_id is not None:
+        return {"omni/user_id": turn.user_id, "omni/is_admin": turn.is_admin}
+    if not turn.is_admin:  # without _meta the server would treat the caller as a trusted IDE
+        return {"omni/session": turn.session_key, "omni/is_admin": False}
+    return None
 
 
 def _unknown(name: str, known: list[str]) -> str:

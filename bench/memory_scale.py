@@ -185,7 +185,7 @@ async def run(args: argparse.Namespace, db_path: Path, reuse: bool) -> dict[str,
             ingest_s = heavy_s + medium_s + other_s
             result["ingest_episodes_per_s"] = (heavy_n + medium_n + other_n) / ingest_s if ingest_s else 0.0
         result["episodes"] = await store.episodes.count()
-        result["database_bytes"] = store.database_bytes() or 0
+        result["database_bytes"] = await store.database_bytes() or 0
         result["hand_off_ms_p50"] = await hand_off(store)
         for name, owner in (("heavy", heavy), ("medium", medium)):
             page, count = await store.episodes.listing(owner, limit=500)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import NoReturn
 
 from telegram import Message, Update
 from telegram.constants import ChatType
@@ -114,21 +115,30 @@ async def _refuse(message: Message, user_id: int) -> None:
         log.warning("could not send a refusal: %s", exc)
 
 
+async def _drop(update: Update, context: OmniContext) -> NoReturn:
+    """Stop here. The webhook recorded every update before acknowledging it (and a replay
+    brings back what it recorded): what the bot does not act on leaves the ledger, so nothing of
+    a stranger's stays and nothing is replayed again. Without such a row this deletes nothing."""
+    await context.deps.store.updates.forget(update.update_id)
+    raise ApplicationHandlerStop
+
+
 async def gate(update: Update, context: OmniContext) -> None:
     """Let through only what we act on, from people who may use the bot; record it first."""
     message = update.message
     user = update.effective_user
     if message is None or user is None or user.is_bot:
-        # Edits, channel posts, member changes, callback queries...: nothing to answer.
-        raise ApplicationHandlerStop
+        # Edits, channel posts, member changes, callback queries (handled in group -2 before
+        # this runs)...: nothing to answer.
+        await _drop(update, context)
     if not is_addressed(message, context.bot.username, context.bot.id):
-        raise ApplicationHandlerStop
+        await _drop(update, context)
     deps = context.deps
     if not deps.access.allows(user.id):
         log.info("refused update %s from a user who is not allowed", update.update_id)
         if deps.access.refusals.due(user.id):
             await _refuse(message, user.id)
-        raise ApplicationHandlerStop
+        await _drop(update, context)
     # Recorded and claimed before any work, so a crash from here on is replayed at start, and an
     # update seen before (re-delivered, or replayed and delivered again) is answered only once.
     if not await deps.store.updates.arrive(

@@ -1,18 +1,21 @@
-"""Admins' commands: /status /allow /deny /users /model /reload. Others get a refusal."""
+"""Admins' commands: /status /allow /deny /users /model /reload /limit. Others get a refusal."""
 
 from __future__ import annotations
 
 import functools
 import html
+import re
 import time
 from collections.abc import Callable, Coroutine
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from telegram import Update
 
+from bot import delivery, format, usage
 from bot.commands import reply
 from bot.context import OmniContext
-from memory.types import Access
+from memory.types import Access, UserRecord
 from omni import __version__
 from omni.errors import OmniError
 
@@ -52,32 +55,46 @@ def _size(num: int | None) -> str:
     return f"{size:.1f} GB"
 
 
+MCP_ERROR_CHARS = 160  # a server's error in /status: enough to recognise, short enough to fit
+
+
 @admin_only
 async def cmd_status(update: Update, context: OmniContext) -> None:
-    """/status: uptime, model, users, sessions, messages today, memory, database size, version."""
+    """/status: uptime, model, users, sessions, messages today, memory, database size, version,
+    the tool servers, and LLM usage: everyone's totals and the top users."""
     deps = context.deps
     counts = await deps.store.conversations.stats()
     users = await deps.store.users.count()
     episodes = await deps.store.episodes.count()
-    extra: dict[str, Any] = await deps.agent.stats()
     lines = [
         f"omni {__version__}",
         f"uptime: {_duration(time.monotonic() - deps.started_at)}",
-        f"model: {deps.agent.model}",
+        f"model: {html.escape(deps.agent.model, quote=False)}",
         f"users: {users}",
         f"chats: {counts['chats']}, sessions: {counts['sessions']}",
         f"messages: {counts['messages']} ({counts['messages_today']} today)",
         f"memory: {episodes} episodes",
-        f"database: {_size(deps.store.database_bytes())}",
+        f"database: {_size(await deps.store.database_bytes())}",
         f"replies in progress: {deps.chats.busy()}",
     ]
-    lines += [f"{key}: {value}" for key, value in extra.items()]
     for server in deps.agent.tool_servers():
-        state = (
-            f"{server.tools} tools" if server.state == "ready" else f"{server.state}: {server.error or '-'}"
-        )
-        lines.append(f"mcp {server.name}: {state}")
-    await reply(update, context, "\n".join(lines))
+        error = usage.shorten(server.error or "-", MCP_ERROR_CHARS)
+        state = f"{server.tools} tools" if server.state == "ready" else f"{server.state}: {error}"
+        lines.append(html.escape(f"mcp {server.name}: {state}", quote=False))
+    lines += await _usage_lines(context)
+    # One message in practice; split (tags balanced) only if an admin configured dozens of servers.
+    if update.effective_chat is not None:
+        await delivery.send_chunks(context.bot, update.effective_chat.id, format.split_html("\n".join(lines)))
+
+
+async def _usage_lines(context: OmniContext) -> list[str]:
+    deps = context.deps
+    now = datetime.now(UTC)
+    month_ago = now - timedelta(days=30)
+    day = await deps.store.usage.totals(since=now - timedelta(days=1))
+    month = await deps.store.usage.totals(since=month_ago)
+    top = await deps.store.usage.top_users(since=month_ago, limit=5)
+    return usage.status_section(day, month, top, default_limit=deps.agent.limits.default)
 
 
 def _target(context: OmniContext) -> int | None:
@@ -160,3 +177,62 @@ async def cmd_reload(update: Update, context: OmniContext) -> None:
     reloaded.append(f"model: {deps.agent.model}")
     reloaded += changes or ["MCP servers: unchanged"]
     await reply(update, context, "Reloaded:\n" + "\n".join(f"• {item}" for item in reloaded))
+
+
+LIMIT_USAGE = (
+    "Usage: /limit <user_id> <tokens>|off|default\n"
+    "<tokens>: their tokens per UTC day; off: no limit; default: OMNI_USAGE_DAILY_TOKENS again.\n"
+    "/limit <user_id> alone shows their limit and today's use."
+)
+MAX_DAILY_TOKENS = 1_000_000_000  # beyond any real day's use; keeps the column a 32-bit integer
+_TOKENS = re.compile(r"\d[\d,_]{0,15}", re.ASCII)  # a day's tokens need few digits
+_USER_ID = re.compile(r"\d{1,18}", re.ASCII)
+
+
+class _BadLimit(ValueError):
+    """A /limit argument we can't use; the message says why, to the admin."""
+
+
+def _limit_value(arg: str) -> int | None:
+    """/limit's second argument: tokens a day, 0 for "off", None for "default"."""
+    word = arg.lower()
+    if word == "default":
+        return None
+    if word == "off":
+        return 0
+    if not _TOKENS.fullmatch(arg):
+        raise _BadLimit(LIMIT_USAGE)
+    tokens = int(arg.replace(",", "").replace("_", ""))
+    if tokens == 0:
+        raise _BadLimit("For no limit use /limit <user_id> off; to shut a user out, /deny them.")
+    if tokens > MAX_DAILY_TOKENS:
+        raise _BadLimit(f"That is more than {MAX_DAILY_TOKENS:,} tokens a day; use off for no limit.")
+    return tokens
+
+
+@admin_only
+async def cmd_limit(update: Update, context: OmniContext) -> None:
+    """/limit <user_id> [<tokens>|off|default]: show or set a user's daily token limit (persisted)."""
+    deps = context.deps
+    args = context.args or []
+    if not 1 <= len(args) <= 2 or not _USER_ID.fullmatch(args[0]):
+        await reply(update, context, LIMIT_USAGE)
+        return
+    target = int(args[0])
+    record: UserRecord | None
+    if len(args) == 2:
+        try:
+            value = _limit_value(args[1])
+        except _BadLimit as exc:
+            await reply(update, context, str(exc))
+            return
+        record = await deps.store.users.set_daily_limit(target, value)
+    else:
+        record = await deps.store.users.get(target)
+    own = record.daily_token_limit if record is not None else None
+    is_admin = deps.access.is_admin(target)
+    allowance = await deps.agent.limits.allowance(target, is_admin=is_admin)
+    state = usage.limit_state(own, allowance, default=deps.agent.limits.default, is_admin=is_admin)
+    name = usage.who(target, record.display_name if record else None, record.username if record else None)
+    verb = "now has" if len(args) == 2 else "has"
+    await reply(update, context, f"{name} {verb} {state}.", html_text=True)

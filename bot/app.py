@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Awaitable
 from typing import Any
 
 import httpx
@@ -16,6 +17,7 @@ from telegram.ext import (
     ContextTypes,
     MessageHandler,
     MessageReactionHandler,
+    SimpleUpdateProcessor,
     TypeHandler,
     filters,
 )
@@ -23,6 +25,7 @@ from telegram.request import HTTPXRequest
 
 from bot import access, admin, chat, commands, errors, feedback
 from bot.context import BotDeps, OmniApplication, OmniContext
+from omni.logging import log_context
 
 # Long-poll timeout of getUpdates (seconds); the watchdog allows twice this plus a margin.
 POLL_TIMEOUT_S = 10.0
@@ -42,6 +45,22 @@ class TrackedRequest(HTTPXRequest):
         return status, body
 
 
+class LoggedUpdates(SimpleUpdateProcessor):
+    """PTB's default (one update at a time), with each update's ids on every line it logs.
+
+    Updates from polling, the webhook and the replay at start all pass here; tasks created while
+    one is handled (a chat's worker, the typing indicator) inherit its ids.
+    """
+
+    async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
+        if not isinstance(update, Update):
+            await coroutine
+            return
+        chat = update.effective_chat
+        with log_context(update_id=update.update_id, chat_id=chat.id if chat is not None else None):
+            await coroutine
+
+
 def build_application(token: SecretStr, api_url: str, deps: BotDeps) -> OmniApplication:
     """The Application for ``token`` against the Bot API at ``api_url`` (real or a fake)."""
     # Opt into PTB 23's timedelta durations now: PTB 22 warns on every RetryAfter otherwise.
@@ -58,6 +77,7 @@ def build_application(token: SecretStr, api_url: str, deps: BotDeps) -> OmniAppl
         .get_updates_request(poll_request)
         .request(HTTPXRequest(connection_pool_size=256, httpx_kwargs=tls))  # PTB's default, + tls
         .context_types(ContextTypes(context=OmniContext))
+        .concurrent_updates(LoggedUpdates(1))
         .build()
     )
     app.bot_data["deps"] = deps
@@ -81,6 +101,7 @@ def build_application(token: SecretStr, api_url: str, deps: BotDeps) -> OmniAppl
     app.add_handler(CommandHandler("users", admin.cmd_users))
     app.add_handler(CommandHandler("model", admin.cmd_model))
     app.add_handler(CommandHandler("reload", admin.cmd_reload))
+    app.add_handler(CommandHandler("limit", admin.cmd_limit))
     app.add_handler(MessageHandler(filters.COMMAND, commands.on_unknown_command))
     app.add_handler(MessageHandler(filters.TEXT, chat.on_text))
     app.add_handler(MessageHandler(~filters.TEXT, chat.on_media))

@@ -26,6 +26,7 @@ from bot.context import OmniContext
 from bot.status import StatusLine
 from memory.updates import UpdateLedger
 from omni.errors import OmniError
+from omni.logging import bind
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +95,8 @@ class ChatRouter:
         try:
             while worker.jobs:
                 job = worker.jobs.popleft()
+                # This task was created under the update that woke the worker: log as this one's.
+                bind(update_id=job.update.update_id)
                 worker.stopped = worker.delivering = False
                 worker.current = asyncio.create_task(job.work())
                 try:
@@ -190,9 +193,17 @@ async def _answer(update: Update, context: OmniContext, text: str) -> None:
     deps.chats.delivering(chat_id)
     quote = message.message_id if deps.chats.newer_than(chat_id, message.message_id) else None
     chunks = format.render(reply.text) or [NO_ANSWER]
-    sent = await delivery.send_chunks(context.bot, chat_id, chunks, reply_to=quote)
-    record = (reply.message_id, sent) if reply.message_id is not None else None
-    await deps.store.updates.finish(update.update_id, "answered", sent=record)
+    # Each chunk is recorded as Telegram acknowledges it; a replay sends only the rest.
+    await delivery.deliver(
+        context.bot,
+        deps.store.updates,
+        chat_id,
+        chunks,
+        update_id=update.update_id,
+        answer_id=reply.message_id,
+        replayed=reply.replayed,
+        reply_to=quote,
+    )
 
 
 def _text_for_agent(update: Update, bot_username: str | None) -> str:

@@ -10,6 +10,7 @@ import re
 import secrets
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from telegram import (
@@ -27,6 +28,7 @@ from telegram.error import TelegramError
 from bot import delivery
 from bot.chat import BUSY_NOTICE, Job, enqueue
 from bot.context import OmniContext
+from bot.usage import usage_report
 from memory.episodes import owner_for
 from memory.knowledge import INDEX_FILE, KnowledgeIndex, user_root
 from memory.types import EpisodeView
@@ -39,7 +41,7 @@ USER_COMMANDS = [
     BotCommand("memory", "What I remember about you"),
     BotCommand("forget", "Forget a memory: /forget <id> or /forget all"),
     BotCommand("feedback", "Rate my last answer: /feedback up or down (or react 👍/👎 to it)"),
-    BotCommand("usage", "Your tokens and cost"),
+    BotCommand("usage", "Your tokens and cost, last 24 h and 30 days"),
 ]
 ADMIN_COMMANDS = [
     BotCommand("status", "Uptime, model, users, database"),
@@ -48,6 +50,7 @@ ADMIN_COMMANDS = [
     BotCommand("users", "Who uses the bot"),
     BotCommand("model", "Show or switch the model: /model [name]"),
     BotCommand("reload", "Re-read persisted settings"),
+    BotCommand("limit", "A user's daily tokens: /limit <user_id> <tokens>|off|default"),
 ]
 
 
@@ -102,20 +105,15 @@ async def cmd_stop(update: Update, context: OmniContext) -> None:
 
 
 async def cmd_usage(update: Update, context: OmniContext) -> None:
-    """/usage: the user's tokens and cost so far."""
+    """/usage: the caller's calls, tokens and cost over 24 h and 30 days, and today's limit."""
     user = update.effective_user
     assert user is not None
-    totals = await context.deps.store.usage.totals(user.id)
-    if totals.calls == 0:
-        await reply(update, context, "You haven't used any tokens yet.")
-        return
-    tokens = totals.prompt_tokens + totals.completion_tokens
-    await reply(
-        update,
-        context,
-        f"You have used {tokens:,} tokens ({totals.prompt_tokens:,} in, {totals.completion_tokens:,} out) "
-        f"in {totals.calls:,} model calls, about ${totals.cost:.4f}.",
-    )
+    deps = context.deps
+    now = datetime.now(UTC)
+    day = await deps.store.usage.totals(user.id, since=now - timedelta(days=1))
+    month = await deps.store.usage.totals(user.id, since=now - timedelta(days=30))
+    allowance = await deps.agent.limits.allowance(user.id, is_admin=deps.access.is_admin(user.id))
+    await reply(update, context, usage_report(day, month, allowance, now), html_text=True)
 
 
 async def on_unknown_command(update: Update, context: OmniContext) -> None:

@@ -1,17 +1,31 @@
-"""Sending replies: chunks in order, 429s waited out, plain text when HTML is refused."""
+"""Sending replies: chunks in order, 429s waited out, plain text when HTML is refused.
+
+A send is retried only when Telegram cannot have acted on it: it answered with an error (429,
+5xx), or the request never left this machine (no connection, or none free in the pool). Once
+the request may have reached Telegram (a read timed out, the connection broke while waiting for
+the answer) it is never sent again: the Bot API has no idempotency key, so a second send could
+show the user the same text twice. Such a chunk is passed over (recorded as None) and the rest
+of the answer still goes out.
+
+An answer's chunks are recorded as Telegram acknowledges each (``UpdateLedger.record_sent``),
+and a replayed update sends only the chunks not recorded yet (``deliver``).
+"""
 
 from __future__ import annotations
 
 import datetime as dtm
 import logging
 import warnings
+from collections.abc import Awaitable, Callable, Sequence
 
+import httpx
 from telegram import Bot, Message, ReplyParameters
 from telegram.constants import ParseMode
-from telegram.error import BadRequest, NetworkError, RetryAfter, TimedOut
+from telegram.error import BadRequest, NetworkError, RetryAfter
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
 from bot.format import to_plain
+from memory.updates import UpdateLedger
 
 log = logging.getLogger(__name__)
 
@@ -28,11 +42,29 @@ def retry_after_seconds(exc: RetryAfter) -> float:
     return value.total_seconds() if isinstance(value, dtm.timedelta) else float(value)
 
 
+# httpx errors raised before any byte of the request left: no connection, none free in the pool.
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+
+
+def maybe_delivered(exc: BaseException) -> bool:
+    """Whether a failed send may have reached Telegram anyway: the connection failed after the
+    request was (perhaps partly) written, e.g. a read timeout or a dropped connection.
+
+    PTB raises these as ``TimedOut``/``NetworkError`` from the httpx error (22.x:
+    ``HTTPXRequest.do_request``); an error Telegram answered with has no httpx cause.
+    """
+    cause = exc.__cause__
+    return (
+        isinstance(exc, NetworkError)
+        and isinstance(cause, httpx.TransportError)
+        and not isinstance(cause, _NOT_SENT)
+    )
+
+
 def _transient(exc: BaseException) -> bool:
     if isinstance(exc, RetryAfter):
         return retry_after_seconds(exc) <= MAX_RETRY_AFTER_S
-    # A timed-out send may have been delivered; sending again could double it.
-    return isinstance(exc, NetworkError) and not isinstance(exc, (TimedOut, BadRequest))
+    return isinstance(exc, NetworkError) and not isinstance(exc, BadRequest) and not maybe_delivered(exc)
 
 
 def _wait(state: RetryCallState) -> float:
@@ -71,10 +103,75 @@ async def send_text(
     raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
 
 
-async def send_chunks(bot: Bot, chat_id: int, chunks: list[str], *, reply_to: int | None = None) -> list[int]:
-    """Send HTML chunks in order (the first one replying to ``reply_to``); their message ids."""
-    sent: list[int] = []
-    for index, chunk in enumerate(chunks):
-        message = await send_text(bot, chat_id, chunk, html=True, reply_to=reply_to if index == 0 else None)
-        sent.append(message.message_id)
+OnSent = Callable[[list[int | None]], Awaitable[None]]
+
+
+async def send_chunks(
+    bot: Bot,
+    chat_id: int,
+    chunks: Sequence[str],
+    *,
+    reply_to: int | None = None,
+    done: Sequence[int | None] = (),
+    on_sent: OnSent | None = None,
+) -> list[int | None]:
+    """Send HTML chunks in order (the first one replying to ``reply_to``), from the first one
+    past ``done`` (what an earlier attempt delivered); the message ids of all of them.
+
+    ``on_sent`` gets the ids so far after each chunk but the last, before anything else
+    happens: it records them (the caller records the last with whatever it does next). A chunk
+    that may or may not have arrived is None and is not sent again.
+    """
+    sent = list(done)
+    for index in range(len(sent), len(chunks)):
+        quote = reply_to if index == 0 else None
+        try:
+            message = await send_text(bot, chat_id, chunks[index], html=True, reply_to=quote)
+        except NetworkError as exc:
+            if not maybe_delivered(exc):
+                raise
+            log.warning(
+                "chunk %d of %d to chat %s may or may not have arrived (%r); not sending it again",
+                index + 1,
+                len(chunks),
+                chat_id,
+                exc,
+            )
+            sent.append(None)
+        else:
+            sent.append(message.message_id)
+        if on_sent is not None and index + 1 < len(chunks):
+            await on_sent(sent)
     return sent
+
+
+async def deliver(
+    bot: Bot,
+    ledger: UpdateLedger,
+    chat_id: int,
+    chunks: Sequence[str],
+    *,
+    update_id: int,
+    answer_id: int | None,
+    replayed: bool,
+    reply_to: int | None = None,
+) -> None:
+    """Send an answer's chunks not delivered yet, record each as Telegram acknowledges it, and
+    close the update (with the last chunk's id, in one transaction).
+
+    ``replayed``: the answer was stored by an earlier attempt, which may have sent part of it.
+    Chunking is deterministic (``bot.format.render``), so recorded ids match chunks by index.
+    """
+    if answer_id is None:  # nothing to record the chunks on: send them all
+        await send_chunks(bot, chat_id, chunks, reply_to=reply_to)
+        await ledger.finish(update_id, "answered")
+        return
+
+    async def record(sent: list[int | None]) -> None:
+        await ledger.record_sent(answer_id, sent)
+
+    done = await ledger.delivered(answer_id) if replayed else []
+    if done:
+        log.info("update %s: %d of %d chunks were delivered before", update_id, len(done), len(chunks))
+    sent = await send_chunks(bot, chat_id, chunks, reply_to=reply_to, done=done, on_sent=record)
+    await ledger.finish(update_id, "answered", sent=(answer_id, sent))

@@ -1,12 +1,13 @@
-"""The bot's lifecycle: open store and agent, poll, replay, watch, stop gracefully.
+"""The bot's lifecycle: open store and agent, replay, poll or serve the webhook, stop gracefully.
 
-``serve(settings)`` is what ``omni bot`` runs: it returns 0 after SIGTERM/SIGINT once polling
-stopped and in-flight replies finished (bounded, well within 10 s), or 1 when it cannot start.
-``running(settings)`` is the same bot as an async context manager, for tests and benchmarks.
+``serve(settings)`` is what ``omni bot`` runs: it returns 0 after SIGTERM/SIGINT once updates
+stopped coming in and in-flight replies finished (bounded, well within 10 s), or 1 when it cannot
+start. ``running(settings)`` is the same bot as an async context manager, for tests and benchmarks.
 
 Start-up order keeps start -> first getUpdates short: store, agent (without importing litellm),
-getMe, replay of updates a dead process left open, polling; only then the slow parts start in
-the background (litellm's import via ``agent.warm_up()``, ``setMyCommands``).
+getMe, replay of updates a dead process left open, polling (or, with OMNI_TELEGRAM_WEBHOOK_URL,
+the webhook server and ``setWebhook``: bot/webhook.py); only then the slow parts start in the
+background (litellm's import via ``agent.warm_up()``, ``setMyCommands``).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from bot.app import POLL_TIMEOUT_S, build_application, tracked_request
 from bot.chat import ChatRouter
 from bot.commands import ADMIN_COMMANDS, USER_COMMANDS
 from bot.context import BotDeps, OmniApplication
+from bot.webhook import WebhookServer, WebhookUnavailable, start_webhook
 from memory.store import open_store
 from omni.settings import Settings
 
@@ -66,6 +68,9 @@ async def serve(settings: Settings) -> int:
     except TelegramError as exc:
         log.error("cannot start the bot: Telegram said %s", exc)
         return 1
+    except WebhookUnavailable as exc:
+        log.error("cannot start the bot: %s", exc)
+        return 1
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
@@ -75,7 +80,7 @@ async def serve(settings: Settings) -> int:
 
 @asynccontextmanager
 async def running(settings: Settings, polling: Polling = Polling()) -> AsyncIterator[OmniApplication]:
-    """The bot, polling, for the duration of the block; a graceful stop on the way out."""
+    """The bot, polling or by webhook, for the duration of the block; a graceful stop on the way out."""
     assert settings.telegram_token is not None  # required by the CLI before we get here
     async with AsyncExitStack() as stack:
         store = await stack.enter_async_context(open_store(settings.database_url))
@@ -90,15 +95,18 @@ async def running(settings: Settings, polling: Polling = Polling()) -> AsyncIter
         app = build_application(settings.telegram_token, settings.telegram_api_url, deps)
         await stack.enter_async_context(app)  # initialize (getMe) ... shutdown
         await app.start()
+        webhook: WebhookServer | None = None
         try:
             await _replay(app, deps)
-            await _start_polling(app, polling)
-            log.info("polling for updates as @%s", app.bot.username)
+            if settings.telegram_webhook_url:
+                webhook = await start_webhook(app, deps, settings.telegram_webhook_url)
+            else:
+                await _start_polling(app, polling)
+                log.info("polling for updates as @%s", app.bot.username)
             agent.warm_up()
-            background = [
-                asyncio.create_task(_watchdog(app, polling)),
-                asyncio.create_task(_register_commands(app, settings)),
-            ]
+            background = [asyncio.create_task(_register_commands(app, settings))]
+            if webhook is None:  # Telegram calls us: no connection of ours to go stale
+                background.append(asyncio.create_task(_watchdog(app, polling)))
             try:
                 yield app
             finally:
@@ -106,11 +114,14 @@ async def running(settings: Settings, polling: Polling = Polling()) -> AsyncIter
                     task.cancel()
                 await asyncio.wait(background)
         finally:
-            await _stop(app, deps)
+            await _stop(app, deps, webhook)
 
 
 async def _start_polling(app: OmniApplication, polling: Polling) -> None:
     assert app.updater is not None
+    # PTB calls deleteWebhook (drop_pending_updates as below) before the first getUpdates, which
+    # fails while a webhook is set: a bot switched back from webhook mode polls, and Telegram
+    # hands it the updates it kept meanwhile.
     await app.updater.start_polling(
         timeout=dtm.timedelta(seconds=polling.timeout),
         drop_pending_updates=False,
@@ -121,8 +132,13 @@ async def _start_polling(app: OmniApplication, polling: Polling) -> None:
     )
 
 
-async def _stop(app: OmniApplication, deps: BotDeps) -> None:
-    """Stop polling, let in-flight replies finish (bounded), then stop the application."""
+async def _stop(app: OmniApplication, deps: BotDeps, webhook: WebhookServer | None = None) -> None:
+    """Stop taking updates, let in-flight replies finish (bounded), then stop the application.
+
+    The webhook stays registered with Telegram, which keeps updates for us until we are back.
+    """
+    if webhook is not None:
+        await webhook.stop()
     if app.updater is not None and app.updater.running:
         with contextlib.suppress(TimeoutError, TelegramError):
             async with asyncio.timeout(STOP_POLLING_S):

@@ -147,8 +147,12 @@ async def _serve_http(server: SkillsServer, access: HttpAccess, transport: str, 
     except (OSError, OverflowError) as exc:  # in use, no permission, unknown host, bad port
         log.error("cannot listen on %s:%s: %s", host, port, getattr(exc, "strerror", None) or exc)
         return EXIT_BIND
+    # log_config=None: uvicorn's lines go through our handler (format, redaction), not its own.
     config = uvicorn.Config(
-        build_app(server, transport, access), log_level="warning", timeout_graceful_shutdown=2
+        build_app(server, transport, access),
+        log_level="warning",
+        log_config=None,
+        timeout_graceful_shutdown=2,
     )
     uv = QuietSignalsServer(config)
     bound = sock.getsockname()

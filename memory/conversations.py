@@ -180,7 +180,11 @@ async def _tail(conn: Conn, session_id: int, reach: int, rows: int = ROWS) -> Ta
     return Tail((_from_window_row(row) for row in await conn.execute(_NEWEST, params)), reach)
 
 
-def _ids_params(session_id: int, *, before: int = 2**62, limit: int = 1) -> dict[str, int]:
+# Above every message id: ids are 32-bit integers on PostgreSQL, which refuses a larger bound.
+AFTER_LAST_ID = 2**31 - 1
+
+
+def _ids_params(session_id: int, *, before: int = AFTER_LAST_ID, limit: int = 1) -> dict[str, int]:
     return {"session_id": session_id, "before": before, "limit": limit}
 
 
@@ -380,7 +384,7 @@ class Conversations:
         """The session's latest summary and the messages after the ones it covers, oldest
         first (of the newest ``max_messages``): what compaction may summarise next."""
         async with self._db.connection() as conn:
-            tail = await _tail(conn, session_id, 2**62, max_messages)
+            tail = await _tail(conn, session_id, AFTER_LAST_ID, max_messages)
         return tail.unsummarised()
 
     async def add_summary(

@@ -36,6 +36,7 @@ from memory.errors import StoreLocked, is_lock_timeout
 log = logging.getLogger(__name__)
 
 BUSY_TIMEOUT_MS = 5_000
+POOL_SIZE, POOL_OVERFLOW = 10, 40  # PostgreSQL connections per process: kept, and at most more
 CHECKPOINT_EVERY = 64  # write transactions between checkpoints (each a few pages of log)
 
 T = TypeVar("T")
@@ -132,7 +133,12 @@ class Database:
             )
             event.listen(self._sync, "connect", _sqlite_pragmas)
         else:
-            self.engine = create_engine(url)
+            # Each conversation being answered holds a connection for its lock (memory/locks.py)
+            # besides the short ones its statements take; pre-ping: a server restart or a
+            # dropped idle connection costs a reconnect, not a failed reply.
+            self.engine = create_engine(
+                url, pool_size=POOL_SIZE, max_overflow=POOL_OVERFLOW, pool_pre_ping=True
+            )
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[Conn]:

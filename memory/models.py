@@ -20,10 +20,25 @@ from sqlalchemy import (
     LargeBinary,
     String,
     Text,
+    TypeDecorator,
     func,
     text,
 )
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class PlainText(TypeDecorator[str]):
+    """Text anyone may have written. PostgreSQL's text cannot hold a NUL character (it refuses
+    the whole statement), so one becomes U+FFFD there; SQLite keeps text as given."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
+        if value is not None and dialect.name == "postgresql" and "\x00" in value:
+            return value.replace("\x00", "\ufffd")
+        return value
 
 
 class Base(DeclarativeBase):
@@ -49,6 +64,9 @@ class User(Base):
     access_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = _now()
     last_seen_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Set by an admin with /limit: tokens per UTC day; NULL: OMNI_USAGE_DAILY_TOKENS applies,
+    # 0: no limit. Here rather than in kv: typed, and read in the same statement as the use.
+    daily_token_limit: Mapped[int | None] = mapped_column(Integer)
 
 
 class Chat(Base):
@@ -90,7 +108,7 @@ class Message(Base):
     session_id: Mapped[int] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"))
     user_id: Mapped[int | None] = mapped_column(BigInteger)
     role: Mapped[str] = mapped_column(String(16))
-    content: Mapped[str | None] = mapped_column(Text)
+    content: Mapped[str | None] = mapped_column(PlainText)
     tool_calls: Mapped[list[Any] | None] = mapped_column(JSON)  # assistant's function calls
     tool_call_id: Mapped[str | None] = mapped_column(String(128))  # a tool result answers this call
     tool_name: Mapped[str | None] = mapped_column(String(128))
@@ -111,13 +129,18 @@ class InboundUpdate(Base):
     """
 
     __tablename__ = "updates"
-    __table_args__ = (Index("ix_updates_status", "status"),)
+    __table_args__ = (
+        Index("ix_updates_status", "status"),
+        Index("ix_updates_chat_id_update_id", "chat_id", "update_id"),
+    )
 
     update_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     chat_id: Mapped[int | None] = mapped_column(BigInteger)
     user_id: Mapped[int | None] = mapped_column(BigInteger)
     status: Mapped[str] = mapped_column(String(16), default="received", server_default="received")
     claimed_by: Mapped[str | None] = mapped_column(String(64))
+    # Until when the claim holds unless renewed; past it another worker may take the update over.
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     payload: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     error: Mapped[str | None] = mapped_column(Text)
@@ -153,8 +176,8 @@ class Episode(Base):
     owner_key: Mapped[str | None] = mapped_column(String(128))
     session_id: Mapped[int | None] = mapped_column(ForeignKey("sessions.id", ondelete="SET NULL"))
     speaker: Mapped[str] = mapped_column(String(64), default="user", server_default="user")
-    text: Mapped[str] = mapped_column(Text)
-    context: Mapped[str | None] = mapped_column(Text)
+    text: Mapped[str] = mapped_column(PlainText)
+    context: Mapped[str | None] = mapped_column(PlainText)
     q: Mapped[float] = mapped_column(Float, default=0.5, server_default="0.5")
     recall_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     last_recalled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -179,7 +202,12 @@ class Usage(Base):
     """One LLM call: what it cost and how long it took."""
 
     __tablename__ = "usage"
-    __table_args__ = (Index("ix_usage_user_id_created_at", "user_id", "created_at"),)
+    __table_args__ = (
+        # One user's use since a moment: the daily limit's check before every turn, /usage.
+        Index("ix_usage_user_id_created_at", "user_id", "created_at"),
+        # Everyone's use since a moment (/status totals): a range of recent rows, not the table.
+        Index("ix_usage_created_at", "created_at"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     user_id: Mapped[int | None] = mapped_column(BigInteger)

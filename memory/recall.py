@@ -35,6 +35,7 @@ from memory.db import Database
 from memory.episodes import view_of
 from memory.expansion import feedback_terms, mix
 from memory.hybrid import fuse_vectors
+from memory.recall_pg import PostgresPhaseOne
 from memory.timeframe import MAX_WINDOWS, windows
 from memory.types import EpisodeView
 from memory.utility import mark_recalled
@@ -50,6 +51,7 @@ SPEAKER_WEIGHT = 0.2  # a named speaker's turns rank below a turn that shares a 
 DATE_BOOST = 0.25  # light: the period may be one the turn talks about, not the one it was told in
 SCORE_BUDGET = 1_500  # rows phase 1 may score: BM25 costs ~3 us a row, the loop waits meanwhile
 _NEVER = "9999"  # an empty period (start >= end as text): unused period slots match nothing
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # the same on PostgreSQL, where periods are timestamps
 
 # Small on purpose: BM25's idf already discounts common words; these only waste query terms.
 STOP_WORDS = frozenset(
@@ -145,6 +147,9 @@ def _candidates(boost: str) -> TextualSelect:
 # Most questions name no period: they skip the boost's test of every row scored (~15 % of it).
 _CANDIDATES = _candidates("")
 _CANDIDATES_IN_PERIODS = _candidates(f" * (1.0 + {DATE_BOOST} * ({_IN_PERIOD}))")
+
+
+_POSTGRES = PostgresPhaseOne(CONTEXT_WEIGHT, SPEAKER_WEIGHT, DATE_BOOST)
 
 
 # How many of the owner's episodes hold a term, counted up to a cap: matching is cheap (FTS5
@@ -248,9 +253,9 @@ async def lexical_candidates(
     """Phase 1: up to ``limit`` of ``owner``'s episodes by boosted BM25, best first, each with
     its score (> 0, higher is better; not normalised, so a fusion can weigh it)."""
     terms = query_terms(query)
-    if not terms or limit <= 0 or db.dialect != "sqlite":
-        return []  # no full-text index off SQLite yet
-    owner_match = f'owner : "{owner_token(owner)}"'
+    if not terms or limit <= 0:
+        return []
+    sqlite = db.dialect == "sqlite"
     periods = windows(query, now or datetime.now(UTC))
     params: dict[str, Any] = {
         "owner": owner,
@@ -259,8 +264,15 @@ async def lexical_candidates(
         "limit": limit,
     }
     for i in range(MAX_WINDOWS if periods else 0):
-        start, end = map(_stamp, periods[i]) if i < len(periods) else (_NEVER, _NEVER)
+        if i < len(periods):
+            start, end = periods[i] if not sqlite else map(_stamp, periods[i])
+        else:  # an empty period
+            start, end = (_NEVER, _NEVER) if sqlite else (_EPOCH, _EPOCH)
         params[f"w{i}s"], params[f"w{i}e"] = start, end
+    if not sqlite:
+        names = names_in(query)
+        return await db.read(lambda conn: _POSTGRES.run(conn, query, terms, names, STOP_WORDS, params))
+    owner_match = f'owner : "{owner_token(owner)}"'
     return await db.read(lambda conn: _phase_one(conn, query, owner_match, terms, params))
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from types import TracebackType
 from typing import Any
 
+from sqlalchemy import text
+
 from memory.conversations import Conversations
 from memory.db import Database
 from memory.episodes import Episodes
@@ -35,9 +37,14 @@ class Store:
         """:func:`memory.recall.two_phase_recall` on this store."""
         return await two_phase_recall(self, owner, query, **kw)
 
-    def database_bytes(self) -> int | None:
-        """Size on disk of an SQLite database (with its WAL), None elsewhere."""
+    async def database_bytes(self) -> int | None:
+        """Size on disk of the database: an SQLite file with its WAL, or PostgreSQL's
+        ``pg_database_size``; None when it cannot be told (SQLite in memory)."""
         path = self.db.sqlite_path
+        if self.db.dialect == "postgresql":
+            async with self.db.connection() as conn:
+                size = await conn.scalar(text("SELECT pg_database_size(current_database())"))
+            return None if size is None else int(size)
         if path is None or not path.exists():
             return None
         wal = path.with_name(path.name + "-wal")

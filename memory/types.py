@@ -22,6 +22,8 @@ class UserRecord:
     access_at: datetime | None
     created_at: datetime
     last_seen_at: datetime | None
+    # Tokens a UTC day an admin set with /limit: None follows OMNI_USAGE_DAILY_TOKENS, 0 is none.
+    daily_token_limit: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +105,7 @@ class UsageRecord:
     latency_ms: float = 0.0
     user_id: int | None = None
     session_id: int | None = None
+    created_at: datetime | None = None  # None: now (the database's clock)
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +114,29 @@ class UsageTotals:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost: float = 0.0
+
+    @property
+    def tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+@dataclass(frozen=True, slots=True)
+class UserUsage:
+    """One user's LLM use over a period, with their name when the users table knows them."""
+
+    user_id: int
+    display_name: str | None
+    username: str | None
+    totals: UsageTotals
+
+
+@dataclass(frozen=True, slots=True)
+class DailyUse:
+    """What the daily token limit of one user is decided on: their own limit (None: they have
+    none of their own, so the default applies; 0: no limit) and the tokens used since a moment."""
+
+    own_limit: int | None
+    used: int
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,17 +1,23 @@
-"""The inbound updates ledger: each Telegram update is answered exactly once.
+"""The inbound updates ledger: each Telegram update is answered once, as near as Telegram allows.
 
 An update is recorded when it arrives (before any work), claimed by one running process,
 and marked answered after the reply is sent. After a crash, updates still ``received`` or
 ``processing`` under an older process are replayed; a re-delivered update that is answered, or
 claimed by this process already, is skipped.
+
+Each Telegram message that carries part of an answer is recorded the moment Telegram
+acknowledges it (``record_sent``, into the answer's ``messages.sent_message_ids``), so a replay
+sends only the parts not recorded yet (``delivered``). What is left: a part Telegram accepted
+whose acknowledgement the process did not live to write is sent again, once.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, delete, select, update
 
 from memory.connection import Conn
 from memory.db import Database, insert_on_conflict
@@ -37,7 +43,11 @@ _FINISH = (
     .where(InboundUpdate.update_id == bindparam("uid"))
     .values(status=bindparam("status"), error=bindparam("error"), finished_at=bindparam("at"), payload=None)
 )
+_FORGET = delete(InboundUpdate).where(
+    (InboundUpdate.update_id == bindparam("uid")) & InboundUpdate.status.in_(_OPEN)
+)
 _SENT = update(Message).where(Message.id == bindparam("mid")).values(sent_message_ids=bindparam("sent"))
+_DELIVERED = select(Message.sent_message_ids).where(Message.id == bindparam("mid"))
 
 
 class UpdateLedger:
@@ -97,7 +107,7 @@ class UpdateLedger:
         status: UpdateStatus,
         error: str | None = None,
         *,
-        sent: tuple[int, list[int]] | None = None,
+        sent: tuple[int, Sequence[int | None]] | None = None,
     ) -> None:
         """Close an update; the payload is dropped once it can no longer be replayed.
 
@@ -110,6 +120,29 @@ class UpdateLedger:
             if sent is not None:
                 message_id, telegram_ids = sent
                 await conn.execute(_SENT, {"mid": message_id, "sent": list(telegram_ids)})
+
+    async def record_sent(self, answer_id: int, telegram_ids: Sequence[int | None]) -> None:
+        """Record the Telegram messages that carried the answer ``answer_id`` so far, one per
+        chunk in order (None: a chunk that may or may not have arrived, not to be sent again).
+
+        One statement in its own transaction, run as soon as Telegram acknowledges a chunk:
+        until it commits, a crash would send that chunk again.
+        """
+        async with self._db.transaction() as conn:
+            await conn.execute(_SENT, {"mid": answer_id, "sent": list(telegram_ids)})
+
+    async def delivered(self, answer_id: int) -> list[int | None]:
+        """What ``record_sent`` recorded for an answer: one entry per chunk already dealt with."""
+        async with self._db.connection() as conn:
+            sent = await conn.scalar(_DELIVERED, {"mid": answer_id})
+        return list(sent or [])
+
+    async def forget(self, update_id: int) -> None:
+        """Delete an open update's row: one recorded on arrival (the webhook records every
+        update before acknowledging it) that the bot does not act on, e.g. a stranger's message,
+        leaves no trace and is never replayed. A no-op for an update never recorded."""
+        async with self._db.transaction() as conn:
+            await conn.execute(_FORGET, {"uid": update_id})
 
     async def status(self, update_id: int) -> UpdateStatus | None:
         async with self._db.session() as db:

@@ -25,6 +25,7 @@ def _record(row: Any) -> UserRecord:
         access_at=row.access_at,
         created_at=row.created_at,
         last_seen_at=row.last_seen_at,
+        daily_token_limit=row.daily_token_limit,
     )
 
 
@@ -88,6 +89,18 @@ class Users:
             row.access = access
             row.access_by = by
             row.access_at = datetime.now(UTC)
+            await db.flush()
+            await db.refresh(row)
+            return _record(row)
+
+    async def set_daily_limit(self, user_id: int, tokens: int | None) -> UserRecord:
+        """An admin's /limit: tokens per UTC day, 0 for none, None to follow the default."""
+        async with self._db.session() as db:
+            row = await db.get(User, user_id)
+            if row is None:  # not seen yet: the limit waits for their first message
+                row = User(id=user_id)
+                db.add(row)
+            row.daily_token_limit = tokens
             await db.flush()
             await db.refresh(row)
             return _record(row)

@@ -32,7 +32,7 @@ def _prepare(*required: str, migrate: bool = True, tools: bool = False, workspac
 
     settings = load_settings()
     settings.require(*required)
-    setup_logging(settings.log_level, settings.secrets())
+    setup_logging(settings.log_level, settings.secrets(), settings.log_format)
     check_folders(settings, workspace=workspace)
     if tools:
         _check_mcp_config(settings)
@@ -79,6 +79,15 @@ def cmd_chat(args: argparse.Namespace) -> int:
     from agent.chat import run_chat
 
     return asyncio.run(run_chat(settings, session=args.session))
+
+
+def cmd_gateway(args: argparse.Namespace) -> int:
+    settings = _prepare("llm_model", tools=True, migrate=False)
+    from gateway.serve import check_access, serve
+
+    check_access(settings, args.host)  # an unsafe bind is refused before the database is touched
+    _migrate(settings, fast=True)
+    return asyncio.run(serve(settings, host=args.host, port=args.port))
 
 
 def _port(value: str) -> int:
@@ -132,6 +141,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     chat = add("chat", cmd_chat, "Chat with the agent in the terminal: one message per line on stdin.")
     chat.add_argument("--session", default="default", help="conversation name (default: %(default)s)")
+
+    gateway = add("gateway", cmd_gateway, "Serve the agent over HTTP: POST /message, GET /health.")
+    gateway.add_argument("--host", default="127.0.0.1", help="bind address (default: %(default)s)")
+    gateway.add_argument(
+        "--port", type=_port, default=8080, help="port, 0 picks a free one (default: %(default)s)"
+    )
 
     mcp = add("mcp", cmd_mcp, "Run the skills MCP server (stdio by default).")
     mcp.add_argument("--transport", choices=("stdio", "http", "sse"), default="stdio")

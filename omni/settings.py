@@ -26,6 +26,7 @@ LogFormat = Literal["text", "json"]
 
 # Async drivers the store can run on; anything else would fail later with a worse message.
 ASYNC_DRIVERS = ("sqlite+aiosqlite", "postgresql+asyncpg")
+_WEBHOOK_SECRET = re.compile(r"[A-Za-z0-9_-]{16,256}")
 
 
 def _split_ids(value: object) -> object:
@@ -124,10 +125,11 @@ class Settings(BaseSettings):
             return tuple(Path(p).expanduser() for p in value.split(os.pathsep) if p.strip())
         return value
 
-    @field_validator("mcp_token")
+    @field_validator("mcp_token", "gateway_token")
     @classmethod
-    def _check_mcp_token(cls, value: SecretStr | None) -> SecretStr | None:
-        # It guards tools that can write files and run commands: a guessable one guards nothing.
+    def _check_token(cls, value: SecretStr | None) -> SecretStr | None:
+        # They guard the agent and tools that can write files and run commands: a guessable one
+        # guards nothing.
         if value is not None and 0 < len(value.get_secret_value()) < 16:
             raise ValueError("must be at least 16 characters (e.g. `openssl rand -hex 32`)")
         return value
@@ -174,6 +176,17 @@ class Settings(BaseSettings):
         host, sep, port = value.rpartition(":")
         if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
             raise ValueError("must be host:port, e.g. 127.0.0.1:8443")
+        return value
+
+    @field_validator("telegram_webhook_secret")
+    @classmethod
+    def _check_webhook_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None  # blank: one is generated and kept (bot/webhook.py)
+        # What Telegram accepts, and long enough not to be guessed: whoever knows it can post
+        # updates in any user's name, an admin's included.
+        if not _WEBHOOK_SECRET.fullmatch(value.get_secret_value()):
+            raise ValueError("must be 16 to 256 characters of A-Z, a-z, 0-9, _ and - (what Telegram accepts)")
         return value
 
     @field_validator("database_url")

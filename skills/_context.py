@@ -2,11 +2,13 @@
 
 The server lifespan yields one :class:`SkillsContext`; tools read it as
 ``ctx.request_context.lifespan_context``. The caller (a Telegram user when the agent calls,
-nobody when an IDE does) travels in the request's ``_meta`` and is resolved here, once.
+a restricted session such as ``gw:<id>`` for a gateway caller, nobody when an IDE does) travels
+in the request's ``_meta`` and is resolved here, once.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +22,10 @@ from skills._tool import SkillError
 
 USER_ID_KEY = "omni/user_id"
 IS_ADMIN_KEY = "omni/is_admin"
+SESSION_KEY = "omni/session"
+# ``kind:name``; the name becomes one folder name, so it starts with a letter or digit (never
+# "." or "..") and holds no separator.
+_SESSION = re.compile(r"[a-z]{1,16}:[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,15 +45,17 @@ class SkillsContext:
 
 @dataclass(frozen=True, slots=True)
 class Caller:
-    """Who made the request: ``user_id`` is None for an IDE or other local client."""
+    """Who made the request: ``user_id`` is None for an IDE or other local client, and for a
+    ``session`` caller (no Telegram user, e.g. ``gw:<id>`` from the gateway), who is restricted."""
 
     user_id: int | None = None
     is_admin: bool = False
+    session: str | None = None
 
     @property
     def unrestricted(self) -> bool:
         """IDEs and admins see the whole workspace."""
-        return self.user_id is None or self.is_admin
+        return self.is_admin or (self.user_id is None and self.session is None)
 
 
 if TYPE_CHECKING:
@@ -60,6 +68,11 @@ else:
 
 def caller_from_meta(meta: Mapping[str, Any] | None) -> Caller:
     """Read the caller keys from a request's ``_meta``; reject values of the wrong type."""
+    if meta and USER_ID_KEY not in meta and SESSION_KEY in meta:
+        session = meta[SESSION_KEY]
+        if not isinstance(session, str) or not _SESSION.fullmatch(session):
+            raise SkillError(f"_meta {SESSION_KEY} must be kind:name (letters, digits, _ . -)")
+        return Caller(session=session, is_admin=meta.get(IS_ADMIN_KEY) is True)
     if not meta or USER_ID_KEY not in meta:
         return Caller()
     user_id = meta[USER_ID_KEY]
@@ -86,9 +99,15 @@ def caller_of(ctx: ToolContext) -> Caller:
 
 
 async def caller_root(ctx: ToolContext) -> Path:
-    """The folder this caller may touch: the workspace, or ``WORKSPACE/users/<id>/`` for non-admins."""
+    """The folder this caller may touch: the workspace, or ``WORKSPACE/users/<id>/`` for
+    non-admins, ``WORKSPACE/sessions/<kind>/<name>/`` for a session caller."""
     workspace = skills_context(ctx).workspace
     caller = caller_of(ctx)
-    root = workspace if caller.unrestricted else workspace / "users" / str(caller.user_id)
+    if caller.unrestricted:
+        root = workspace
+    elif caller.session is not None:
+        root = workspace.joinpath("sessions", *caller.session.split(":", 1))
+    else:
+        root = workspace / "users" / str(caller.user_id)
     await anyio.Path(root).mkdir(parents=True, exist_ok=True)
     return root

@@ -12,6 +12,8 @@ import pytest
 
 from omni.settings import Settings, load_settings
 
+pytest_plugins = ["tests.postgres"]  # postgres_server, postgres_url
+
 # Provider keys a developer may have exported; no test may reach a real service with them.
 _PROVIDER_VARS = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "OPENROUTER_API_KEY")
 

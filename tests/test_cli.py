@@ -100,20 +100,3 @@ def test_unreadable_database_location_is_one_line(omni_cmd: list[str], tmp_path:
     assert result.returncode == 2
     assert len(result.stderr.strip().splitlines()) == 1
     assert "Traceback" not in result.stderr
-
-
-def test_doctor_reports_each_check(omni_cmd: list[str]) -> None:
-    before = run(omni_cmd, "doctor")
-    assert before.returncode == 1
-    assert "✓ settings" in before.stdout
-    assert "✗ database" in before.stdout and "omni db upgrade" in before.stdout
-    run(omni_cmd, "db", "upgrade")
-    after = run(omni_cmd, "doctor")
-    assert "✓ database: " in after.stdout and HEAD_REVISION in after.stdout
-    assert "✗ llm: OMNI_LLM_MODEL is not set" in after.stdout
-
-
-def test_doctor_with_bad_setting_exits_2(omni_cmd: list[str]) -> None:
-    result = run(omni_cmd, "doctor", env={"OMNI_ADMIN_IDS": "x"})
-    assert result.returncode == 2
-    assert result.stdout.strip() == "✗ settings: OMNI_ADMIN_IDS: 'x' is not a numeric Telegram user id"

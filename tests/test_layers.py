@@ -1,4 +1,5 @@
-"""Imports point one way: bot -> agent -> memory; mcp_server -> skills -> memory; omni.cli on top."""
+"""Imports point one way: bot -> agent -> memory; gateway -> agent -> memory; mcp_server -> skills -> memory;
+omni.cli on top."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("omni", "bot", "agent", "memory", "mcp_server", "skills")
+PACKAGES = ("omni", "bot", "agent", "gateway", "memory", "mcp_server", "skills")
 
 # What each package may import from the project. omni.settings/omni.errors/omni.logging are
 # leaves anyone may use; omni.cli and omni.doctor are the composition root.
@@ -18,6 +19,7 @@ ALLOWED: dict[str, set[str]] = {
     "mcp_server": {"mcp_server", "skills", "memory"},
     "agent": {"agent", "memory"},
     "bot": {"bot", "agent", "memory"},
+    "gateway": {"gateway", "agent", "memory"},  # a frontend like bot; only omni (the root) imports it
     "omni": set(PACKAGES),
 }
 LEAVES = {"omni", "omni.settings", "omni.errors", "omni.logging"}

@@ -80,6 +80,17 @@ _FTS_DROP = [
 ]
 
 
+# PostgreSQL: the same four parts in one generated tsvector, weighted as memory/recall_pg.py
+# ranks them (A: text, B: context, D: speaker). The owner is a plain column there: the btree
+# on (owner_key, created_at) narrows a recall to one owner, the GIN index to the matching
+# words. 'english' stems as FTS5's porter tokenizer does; the speaker is a name, not stemmed.
+_PG_SEARCH = (
+    "setweight(to_tsvector('english', text), 'A') || "
+    "setweight(to_tsvector('english', coalesce(context, '')), 'B') || "
+    "setweight(to_tsvector('simple', speaker), 'D')"
+)
+
+
 def _sqlite() -> bool:
     return op.get_bind().dialect.name == "sqlite"
 
@@ -105,12 +116,18 @@ def upgrade() -> None:
     if _sqlite():
         for statement in [*_FTS_DROP, *_fts_up()]:
             op.execute(statement)
+    else:
+        op.execute(f"ALTER TABLE episodes ADD COLUMN search tsvector GENERATED ALWAYS AS ({_PG_SEARCH}) STORED")
+        op.execute("CREATE INDEX ix_episodes_search ON episodes USING gin (search)")
 
 
 def downgrade() -> None:
     if _sqlite():
         for statement in [*_FTS_DROP, *_FTS_0001]:
             op.execute(statement)
+    else:
+        op.execute("DROP INDEX IF EXISTS ix_episodes_search")
+        op.execute("ALTER TABLE episodes DROP COLUMN IF EXISTS search")
     op.drop_index("ix_answer_recalls_episode_id", table_name="answer_recalls")
     op.drop_table("answer_recalls")
     op.drop_index("ix_episodes_owner_key_created_at", table_name="episodes")

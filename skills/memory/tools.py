@@ -2,7 +2,8 @@
 
 Same store, same recall code as the bot (``memory.recall.two_phase_recall``), scoped to one
 owner: a Telegram caller (``_meta``) gets the owner of their private chat with the bot,
-``user:<id>``, so what they said there is what they recall here; a caller without ``_meta``
+``user:<id>``, so what they said there is what they recall here; a session caller (the
+gateway's ``gw:<id>``) gets that session's own owner, as the agent does; a caller without ``_meta``
 (an IDE) gets ``OMNI_MEMORY_USER``'s owner, or ``local:ide`` when it is unset. A group's memory
 (``chat:<id>``) is not reachable from here: ``_meta`` carries the user, not the chat.
 """
@@ -40,6 +41,8 @@ def owner_of(caller: Caller, memory_user: int | None) -> str:
     """The memory owner a caller reads and writes (see the module docstring)."""
     from memory.episodes import owner_for  # SQLAlchemy: paid by the first memory call, not at start
 
+    if caller.user_id is None and caller.session is not None:
+        return owner_for(None, None, False, caller.session)  # never OMNI_MEMORY_USER's memory
     user_id = caller.user_id if caller.user_id is not None else memory_user
     if user_id is not None:
         return owner_for(user_id, user_id, True, "")  # their private chat: chat id = user id

@@ -226,14 +226,12 @@ async def test_cancelled_reply_keeps_the_question_and_the_session_usable(
 async def test_usage_is_recorded_per_call(agent_on: OpenAgent, llm: FakeLLM, store: Store) -> None:
     async with agent_on() as agent:
         reply = await agent.reply(turn("count me", user_id=77))
-        stats = await agent.stats()
 
     totals = await store.usage.totals(user_id=77)
     assert totals.calls == 1
     assert totals.prompt_tokens == reply.usage.prompt_tokens > 0
     assert totals.completion_tokens == reply.usage.completion_tokens > 0
     assert reply.usage.latency_ms > 0
-    assert stats["llm_calls_today"] == 1 and stats["model"] == "openai/fake-model"
 
 
 async def test_model_switch_is_used_and_survives_a_restart(agent_on: OpenAgent, llm: FakeLLM) -> None:

@@ -20,6 +20,14 @@ words are similar. ``fail_embeddings(n)`` (or ``POST /_control/config`` with
 ``{"embedding_failures": n}``) makes the next n embedding calls fail with a 503; embedding
 calls are kept in ``embedding_requests``, apart from the chat completions in ``requests``.
 
+Like a real provider it can refuse: with ``api_key`` set, a chat completion without
+``Authorization: Bearer <api_key>`` answers 401; with ``models`` set, one naming another
+model answers 404 "The model ... does not exist" (both also via ``POST /_control/config``).
+
+An outage: ``outage(seconds)`` (or ``POST /_control/config`` with ``{"outage_s": s}``) makes
+every chat completion answer 503 (or ``status``) for that long, scripted replies left queued;
+the failed requests are kept in ``requests`` like the others.
+
 The object is shared between the test and a server that may run in another thread
 (``serve_in_thread``), so its state sits behind a lock.
 """
@@ -102,6 +110,10 @@ class FakeLLM:
         self._call_ids = 0
         self.embedding_requests: list[dict[str, Any]] = []
         self.embedding_failures = 0
+        self.api_key: str | None = None  # when set, the only key accepted
+        self._down_until = 0.0  # time.monotonic() until which completions fail (outage)
+        self._down_status = 503
+        self.models: frozenset[str] | None = None  # when set, the only models served
         self.app = Starlette(
             routes=[
                 Route("/v1/chat/completions", self._completions, methods=["POST"]),
@@ -128,6 +140,13 @@ class FakeLLM:
             self.headers.clear()
             self.embedding_requests.clear()
             self.embedding_failures = 0
+            self.api_key, self.models = None, None
+            self._down_until = 0.0
+
+    def outage(self, seconds: float, status: int = 503) -> None:
+        """Every chat completion answers ``status`` for the next ``seconds``."""
+        with self._lock:
+            self._down_until, self._down_status = time.monotonic() + seconds, status
 
     def fail_embeddings(self, count: int) -> None:
         """The next ``count`` embedding calls answer 503."""
@@ -161,6 +180,8 @@ class FakeLLM:
             self.requests.append(body)
             self.headers.append(headers)
             self._arrived.notify_all()
+            if time.monotonic() < self._down_until:
+                return ScriptedReply(status=self._down_status)
             if self._queue:
                 return self._queue.popleft()
             return ScriptedReply(text=_echo(body), delay=self.default_delay)
@@ -191,6 +212,9 @@ class FakeLLM:
             return _error(400, "The request body is not valid JSON.")
         if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
             return _error(400, "'messages' is a required property.")
+        refusal = self._refusal(body, request.headers.get("authorization", ""))
+        if refusal is not None:
+            return refusal
         reply = self._next(body, dict(request.headers))
         if reply.delay and await _client_left(request, reply.delay):
             return Response(status_code=499)  # nobody is listening any more
@@ -224,6 +248,17 @@ class FakeLLM:
         if body.get("stream"):
             return StreamingResponse(_sse(payload), media_type="text/event-stream")
         return JSONResponse(payload)
+
+    def _refusal(self, body: dict[str, Any], authorization: str) -> Response | None:
+        """A provider's 401 for a wrong key or 404 for an unknown model, when configured."""
+        with self._lock:
+            api_key, models = self.api_key, self.models
+        if api_key is not None and authorization != f"Bearer {api_key}":
+            return _error(401)
+        model = str(body.get("model", ""))
+        if models is not None and model not in models:
+            return _error(404, f"The model `{model}` does not exist or you do not have access to it.")
+        return None
 
     async def _embeddings(self, request: Request) -> Response:
         try:
@@ -282,6 +317,13 @@ class FakeLLM:
             self.default_delay = float(config["default_delay"])
         if "embedding_failures" in config:
             self.fail_embeddings(int(config["embedding_failures"]))
+        if "outage_s" in config:
+            self.outage(float(config["outage_s"]), int(config.get("outage_status", 503)))
+        with self._lock:
+            if "api_key" in config:
+                self.api_key = config["api_key"]
+            if "models" in config:
+                self.models = None if config["models"] is None else frozenset(config["models"])
         return JSONResponse({"default_delay": self.default_delay})
 
 

@@ -17,12 +17,12 @@ from typing import Any
 import uvicorn
 
 
-def _bound_socket() -> socket.socket:
+def _bound_socket(port: int = 0) -> socket.socket:
     # IPPROTO_TCP, not 0: asyncio only sets TCP_NODELAY on sockets whose proto says TCP, and
     # without it every response waits ~40 ms for Nagle's algorithm.
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
+    sock.bind(("127.0.0.1", port))
     return sock
 
 
@@ -50,9 +50,10 @@ async def serve(app: Any) -> AsyncIterator[str]:
 
 
 @contextmanager
-def serve_in_thread(app: Any) -> Iterator[str]:
-    """Run ``app`` in a background thread; yields its base URL."""
-    sock = _bound_socket()
+def serve_in_thread(app: Any, port: int = 0) -> Iterator[str]:
+    """Run ``app`` in a background thread; yields its base URL. ``port``: a given one, e.g. to
+    serve again where a stopped server was (between the two, connections are refused)."""
+    sock = _bound_socket(port)
     server = _server(app)
     thread = threading.Thread(target=lambda: asyncio.run(server.serve(sockets=[sock])), daemon=True)
     thread.start()

@@ -16,6 +16,18 @@ Reactions: ``push_reaction`` changes a user's emoji reactions on a message the b
 named in the last ``allowed_updates`` it got, and without one every type but ``chat_member``,
 ``message_reaction`` and ``message_reaction_count`` (which a bot must ask for).
 
+Broken sends: ``break_send`` makes a coming ``sendMessage`` lose its answer, after the message
+was accepted (shown to the user, as when Telegram delivered it but the response never came back)
+or before: the connection is dropped, or hangs until the client goes away (a process killed
+while it waits); ``broken_sends`` counts the breaks so far.
+
+Webhook: ``setWebhook`` keeps its parameters in ``webhook`` (None once ``deleteWebhook`` ran),
+``getWebhookInfo`` reports them, and like the real server ``getUpdates`` fails with 409 Conflict
+while a webhook is set. The fake posts nothing to the webhook: tests post updates to the bot.
+
+Outages: ``fail_for`` makes every call of a method fail (e.g. 502 on ``getUpdates``, or 429 with
+a ``retry_after``) for a number of seconds, beside ``fail_next``'s count of failing calls.
+
 Tests drive it through Python (``push_text``, ``sent``, ``wait_for_messages``, ``fail_next``) when
 it runs in their process, or through ``/_control/...`` endpoints from another process. It is
 thread-safe: the server may run in a thread (``serve_in_thread``) while a test thread waits.
@@ -26,6 +38,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 import threading
 import time
 from collections.abc import Sequence
@@ -34,8 +47,9 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from tests.fakes.telegram_rules import MAX_TEXT, EntityError, parse_html, utf16_len
 
@@ -73,6 +87,13 @@ class Sent:
 
 
 @dataclass
+class _Break:
+    at: int  # the sendMessage call that breaks (counted over the fake's life, 1-based)
+    accepted: bool
+    hang: bool
+
+
+@dataclass
 class _Failure:
     status: int
     retry_after: int | None
@@ -91,7 +112,11 @@ class FakeTelegram:
         self._next_message_id = 1
         self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = []
         self._failures: dict[str, list[_Failure]] = {}
+        self._outages: dict[str, tuple[float, _Failure]] = {}  # method -> (until, failure)
         self._stalls = 0
+        self._sends = 0  # sendMessage calls that got past fail_next
+        self._breaks: list[_Break] = []
+        self.broken_sends = 0
         self.sent: list[Sent] = []
         self.calls: list[tuple[str, dict[str, Any]]] = []
         self.get_updates_times: list[float] = []
@@ -102,6 +127,7 @@ class FakeTelegram:
         self._markups: dict[tuple[int, int], Any] = {}  # (chat, message) -> its inline keyboard
         self._next_callback_id = 1
         self._allowed_updates: frozenset[str] | None = None  # None: Telegram's default
+        self.webhook: dict[str, Any] | None = None  # the last setWebhook's parameters
         self.app = Starlette(
             routes=[
                 Route("/bot{token}/{method}", self._api, methods=["GET", "POST"]),
@@ -252,6 +278,20 @@ class FakeTelegram:
         with self._lock:
             self._failures.setdefault(method, []).append(_Failure(status, retry_after, description, count))
 
+    def fail_for(
+        self, method: str, seconds: float, status: int = 502, retry_after: int | None = None
+    ) -> None:
+        """Every call of ``method`` fails with ``status`` for the next ``seconds`` (an outage)."""
+        with self._lock:
+            self._outages[method] = (time.monotonic() + seconds, _Failure(status, retry_after, None, 1))
+
+    def break_send(self, nth: int = 1, *, accepted: bool, hang: bool = False) -> None:
+        """The ``nth`` sendMessage from now (1: the next) gets no answer: accepted first (the
+        user sees it) or not, then the connection is dropped, or with ``hang`` held open until
+        the client goes away."""
+        with self._lock:
+            self._breaks.append(_Break(self._sends + nth, accepted, hang))
+
     def stall_get_updates(self, count: int = 1) -> None:
         """The next ``count`` getUpdates calls hang and never answer (a stuck connection)."""
         with self._lock:
@@ -313,6 +353,9 @@ class FakeTelegram:
 
     def _take_failure(self, method: str) -> _Failure | None:
         with self._lock:
+            until, outage = self._outages.get(method, (0.0, None))
+            if outage is not None and time.monotonic() < until:
+                return outage
             queue = self._failures.get(method)
             if not queue:
                 return None
@@ -330,6 +373,9 @@ class FakeTelegram:
         with self._lock:
             self.calls.append((method, params))
         failure = self._take_failure(method)
+        broken = self._take_break() if method == "sendMessage" and failure is None else None
+        if broken is not None:
+            return await self._broken_send(broken, params, request)
         if failure is not None:
             extra = {"parameters": {"retry_after": failure.retry_after}} if failure.status == 429 else None
             default = (
@@ -351,6 +397,29 @@ class FakeTelegram:
             return _error(exc.status, exc.description)
         return JSONResponse({"ok": True, "result": result})
 
+    def _take_break(self) -> _Break | None:
+        with self._lock:
+            self._sends += 1
+            broken = next((b for b in self._breaks if b.at == self._sends), None)
+            if broken is not None:
+                self._breaks.remove(broken)
+            return broken
+
+    async def _broken_send(self, broken: _Break, params: dict[str, Any], request: Request) -> Response:
+        if broken.accepted:
+            try:
+                self._record("sendMessage", params, self._check_text(params))
+            except (EntityError, _ApiError) as exc:
+                raise AssertionError(f"a send chosen to break was invalid: {exc}") from exc
+        with self._lock:
+            self.broken_sends += 1
+            self._lock.notify_all()
+        if not broken.hang:
+            return _Dropped()
+        while not await request.is_disconnected():  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+        return _Dropped()  # nobody is left to read it
+
     def _bot_user(self) -> dict[str, Any]:
         return {
             "id": BOT_ID,
@@ -368,6 +437,8 @@ class FakeTelegram:
     async def _get_updates(self, params: dict[str, Any], request: Request | None = None) -> Any:
         with self._lock:
             self.get_updates_times.append(time.perf_counter())
+            if self.webhook is not None:
+                raise _ApiError(409, _WEBHOOK_CONFLICT)
         with self._lock:
             stall, self._stalls = self._stalls > 0, max(0, self._stalls - 1)
         while stall and not (request is not None and await request.is_disconnected()):  # noqa: ASYNC110
@@ -493,6 +564,41 @@ class FakeTelegram:
         with self._lock:
             return self.commands.get(key, [])
 
+    async def _set_webhook(self, params: dict[str, Any]) -> Any:
+        url = str(params.get("url") or "")
+        if not url:  # as Telegram: an empty URL removes the webhook
+            return await self._delete_webhook(params)
+        if not url.startswith("https://"):
+            raise _ApiError(400, "Bad Request: bad webhook: An HTTPS URL must be provided for webhook")
+        secret = params.get("secret_token")
+        if secret is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", str(secret)):
+            raise _ApiError(400, "Bad Request: secret token contains unallowed characters")
+        with self._lock:
+            self.webhook = dict(params)
+            if "allowed_updates" in params:  # one setting for both ways of receiving
+                self._allowed_updates = frozenset(params["allowed_updates"] or ()) or None
+            if _flag(params.get("drop_pending_updates")):
+                self._updates.clear()
+        return True
+
+    async def _delete_webhook(self, params: dict[str, Any]) -> Any:
+        with self._lock:
+            self.webhook = None
+            if _flag(params.get("drop_pending_updates")):
+                self._updates.clear()
+        return True
+
+    async def _get_webhook_info(self, params: dict[str, Any]) -> Any:
+        with self._lock:
+            hook = self.webhook or {}
+            return {
+                "url": hook.get("url", ""),
+                "has_custom_certificate": False,
+                "pending_update_count": len(self._updates),
+                "max_connections": int(hook.get("max_connections") or 40),
+                **({"allowed_updates": hook["allowed_updates"]} if hook.get("allowed_updates") else {}),
+            }
+
     async def _true(self, params: dict[str, Any]) -> Any:
         return True
 
@@ -539,7 +645,21 @@ class FakeTelegram:
             self.chat_actions.clear()
             self.callback_answers.clear()
             self._failures.clear()
+            self._outages.clear()
         return JSONResponse({"ok": True})
+
+
+class _Dropped(Response):
+    """A response cut off after its headers: the client sees the connection close mid-answer."""
+
+    def __init__(self) -> None:
+        super().__init__()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = [(b"content-type", b"application/json"), (b"content-length", b"1000")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b'{"ok": true', "more_body": True})
+        # Returning unfinished makes uvicorn close the connection (it logs one line about it).
 
 
 class _ApiError(Exception):
@@ -547,6 +667,17 @@ class _ApiError(Exception):
         super().__init__(description)
         self.status = status
         self.description = description
+
+
+_WEBHOOK_CONFLICT = (
+    "Conflict: can't use getUpdates method while webhook is active; "
+    "use deleteWebhook to delete the webhook first"
+)
+
+
+def _flag(value: object) -> bool:
+    """A boolean parameter as JSON (true) or a form field ("true", "True")."""
+    return value is True or str(value).lower() in ("true", "1")
 
 
 def _error(status: int, description: str, extra: dict[str, Any] | None = None) -> JSONResponse:
@@ -566,7 +697,9 @@ _METHODS = {
     "setMyCommands": FakeTelegram._set_my_commands,
     "getMyCommands": FakeTelegram._get_my_commands,
     "deleteMessage": FakeTelegram._true,
-    "deleteWebhook": FakeTelegram._true,
+    "setWebhook": FakeTelegram._set_webhook,
+    "deleteWebhook": FakeTelegram._delete_webhook,
+    "getWebhookInfo": FakeTelegram._get_webhook_info,
     "deleteMyCommands": FakeTelegram._true,
     "close": FakeTelegram._true,
     "logOut": FakeTelegram._true,

@@ -10,8 +10,25 @@ from memory import Store, open_store
 from memory.migrate import upgrade
 
 
-@pytest.fixture
-def db_url(tmp_path: Path) -> str:
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A ``sqlite_only`` test runs with the SQLite ``db_url`` alone."""
+    items[:] = [
+        item
+        for item in items
+        if not (
+            item.get_closest_marker("sqlite_only")
+            and getattr(item, "callspec", None) is not None
+            and item.callspec.params.get("db_url") == "postgresql"  # type: ignore[attr-defined]
+        )
+    ]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Every memory test runs on both databases omni supports."""
+    if request.param == "postgresql":
+        url: str = request.getfixturevalue("postgres_url")
+        return url
     return f"sqlite+aiosqlite:///{tmp_path / 'data' / 'omni.db'}"
 
 

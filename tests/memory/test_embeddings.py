@@ -8,14 +8,15 @@ a real model gives and BM25 cannot).
 from __future__ import annotations
 
 import asyncio
+import inspect
 import math
-import sqlite3
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from memory.embedding_queue import MODEL_KEY, EmbeddingQueue
 from memory.hybrid import fuse
@@ -65,23 +66,40 @@ class Flaky:
         return result
 
 
-async def until(condition: Callable[[], bool], within: float = 10.0) -> None:
+async def until(condition: Callable[[], bool | Awaitable[bool]], within: float = 10.0) -> None:
     deadline = asyncio.get_running_loop().time() + within
-    while not condition():
+    while not await _holds(condition):
         if asyncio.get_running_loop().time() > deadline:
             raise TimeoutError("condition not met in time")
         await asyncio.sleep(0.01)
 
 
-def db_path(store: Store) -> Path:
-    assert store.db.sqlite_path is not None
-    return store.db.sqlite_path
+async def _holds(condition: Callable[[], bool | Awaitable[bool]]) -> bool:
+    value = condition()
+    return await value if inspect.isawaitable(value) else bool(value)
 
 
-def embeddings(store: Store) -> dict[str, tuple[bytes | None, int]]:
-    with sqlite3.connect(db_path(store)) as conn:
-        rows = conn.execute("SELECT text, embedding, embed_attempts FROM episodes").fetchall()
-    return {text: (blob, attempts) for text, blob, attempts in rows}
+async def _all(flags: Awaitable[list[bool]]) -> bool:
+    return all(await flags)
+
+
+async def _count(flags: Awaitable[list[bool]], wanted: int) -> bool:
+    return sum(await flags) == wanted
+
+
+async def _sized(stored: Awaitable[dict[str, tuple[bytes | None, int]]], size: int) -> bool:
+    return all(blob is not None and len(blob) == size for blob, _ in (await stored).values())
+
+
+async def embedded(store: Store) -> list[bool]:
+    """Whether each episode has its vector."""
+    return [blob is not None for blob, _ in (await embeddings(store)).values()]
+
+
+async def embeddings(store: Store) -> dict[str, tuple[bytes | None, int]]:
+    async with store.db.connection() as conn:
+        rows = (await conn.execute(sa.text("SELECT text, embedding, embed_attempts FROM episodes"))).all()
+    return {body: (None if blob is None else bytes(blob), attempts) for body, blob, attempts in rows}
 
 
 async def add(store: Store, *texts: str, session_id: int | None = None) -> list[int]:
@@ -99,7 +117,7 @@ async def test_the_queue_embeds_every_pending_episode_as_a_blob(store: Store) ->
     await add(store, *(f"episode number {i} about kayaks" for i in range(70)))
     queue = EmbeddingQueue(store, hashed, "fake", batch=32)
     assert await queue.drain() == 70
-    stored = embeddings(store)
+    stored = await embeddings(store)
     assert all(blob is not None and len(blob) == 4 * 64 for blob, _ in stored.values())
     assert unpack(stored["episode number 3 about kayaks"][0] or b"") == pytest.approx(
         fake_embedding("episode number 3 about kayaks"), abs=1e-6
@@ -114,13 +132,13 @@ async def test_a_failing_endpoint_keeps_episodes_and_recall_lexical_until_it_rec
     await add(store, "my sister moved to Porto")  # apart: not each other's indexed context
     async with EmbeddingQueue(store, flaky, "fake", idle=0.01, max_backoff=0.05) as queue:
         await until(lambda: flaky.calls >= 1)  # the worker's first try failed
-        assert all(blob is None for blob, _ in embeddings(store).values())
+        assert all(blob is None for blob, _ in (await embeddings(store)).values())
         # Meanwhile recall is lexical (the question's embedding fails too, and pauses vectors).
         recalled = await store.recall(OWNER, "what is the puppy called?")
         assert [r.episode.text for r in recalled] == ["I adopted a puppy called Miso"]
         queue.wake()
-        await until(lambda: all(blob is not None for blob, _ in embeddings(store).values()))
-    stored = embeddings(store)
+        await until(lambda: _all(embedded(store)))
+    stored = await embeddings(store)
     assert len(stored) == 2 and all(blob is not None for blob, _ in stored.values())
     assert all(attempts >= 1 for _, attempts in stored.values())  # the failures were counted
 
@@ -133,8 +151,8 @@ async def test_a_failed_batch_is_halved_so_one_bad_text_cannot_hold_back_the_res
 
     await add(store, "poison text", *(f"good text {i}" for i in range(7)))
     async with EmbeddingQueue(store, refuses_poison, "fake", batch=8, idle=0.01, max_backoff=0.01):
-        await until(lambda: sum(blob is not None for blob, _ in embeddings(store).values()) == 7)
-    stored = embeddings(store)
+        await until(lambda: _count(embedded(store), 7))
+    stored = await embeddings(store)
     assert stored["poison text"][0] is None and stored["poison text"][1] >= 2  # kept, not lost
     assert all(blob is not None for text, (blob, _) in stored.items() if text != "poison text")
 
@@ -181,8 +199,7 @@ async def test_new_vectors_join_the_cached_matrix_and_forget_drops_it(store: Sto
     await store.episodes.forget_all(OWNER)
     assert store.vectors.cached_owners() == []
     assert await store.recall(OWNER, "my dog") == []
-    with sqlite3.connect(db_path(store)) as conn:
-        assert conn.execute("SELECT count(*) FROM episodes WHERE embedding IS NOT NULL").fetchone() == (0,)
+    assert all(blob is None for blob, _ in (await embeddings(store)).values())
 
 
 async def test_an_episode_forgotten_while_being_embedded_never_reaches_the_cache(store: Store) -> None:
@@ -204,13 +221,11 @@ async def test_changing_the_embedding_model_embeds_everything_again(store: Store
     await add(store, "a puppy", "a kayak")
     async with EmbeddingQueue(store, hashed, "model-a") as queue:  # stamps the model
         await queue.drain()
-    assert all(blob is not None and len(blob) == 4 * 64 for blob, _ in embeddings(store).values())
+    assert all(blob is not None and len(blob) == 4 * 64 for blob, _ in (await embeddings(store)).values())
     async with EmbeddingQueue(store, concepts, "model-b", idle=0.01):
         assert await store.kv.get(MODEL_KEY) == "model-b"
-        await until(
-            lambda: all(blob is not None and len(blob) == 4 * 8 for blob, _ in embeddings(store).values())
-        )
-    assert all(blob is not None and len(blob) == 4 * 8 for blob, _ in embeddings(store).values())
+        await until(lambda: _sized(embeddings(store), 4 * 8))
+    assert all(blob is not None and len(blob) == 4 * 8 for blob, _ in (await embeddings(store)).values())
 
 
 @pytest.mark.parametrize("fusion", ["convex", "minmax", "rrf"])

@@ -197,6 +197,7 @@ async def test_forget_all_removes_episodes_and_history_of_that_owner_only(store:
     assert await store.recall(ANA, "figs") == []
 
 
+@pytest.mark.sqlite_only
 async def test_forget_all_leaves_no_trace_in_any_file(store: Store, db_url: str, tmp_path: Path) -> None:
     word = "Quixblorvat"
     ref = await store.conversations.current("tg:1", telegram_chat_id=1)

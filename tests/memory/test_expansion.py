@@ -101,6 +101,7 @@ async def test_feedback_finds_an_answer_in_other_words(store: Store, monkeypatch
     assert answer not in plain
 
 
+@pytest.mark.sqlite_only
 async def test_feedback_costs_one_full_text_statement_more(
     store: Store, monkeypatch: pytest.MonkeyPatch, fts_statements: list[str]
 ) -> None:

@@ -54,6 +54,7 @@ def test_hostile_text_names_no_period_and_never_raises() -> None:
     assert len(windows("January February March April May 2020 2021", NOW)) == 4
 
 
+@pytest.mark.sqlite_only
 async def test_the_owner_token_is_the_one_the_index_holds(store: Store, tmp_path: Path) -> None:
     owners = ["user:42", "chat:-100123", "local:ça va 🐶", ""]
     for owner in owners:
@@ -91,6 +92,7 @@ async def test_a_named_speaker_counts_less_than_a_shared_word(store: Store) -> N
     assert {h.episode.speaker for h in hits[1:]} == {"Ana"}  # still candidates, below
 
 
+@pytest.mark.sqlite_only
 async def test_a_word_most_of_the_owners_episodes_hold_is_not_scored(store: Store) -> None:
     many = SCORE_BUDGET + 10
     items = [NewEpisode(f"note {i} about the weather", "user") for i in range(many)]

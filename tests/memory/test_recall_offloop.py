@@ -66,6 +66,7 @@ async def reached_in_thread(reached: threading.Event) -> None:
     assert await asyncio.to_thread(reached.wait, 10), "the read thread never got there"
 
 
+@pytest.mark.sqlite_only
 async def test_phase_one_reads_off_the_loop_and_the_recall_count_is_written_on_it(store: Store) -> None:
     await store.episodes.add_many(ANA, [NewEpisode("my dog Miso loves the beach", "user")])
     with statements() as seen:
@@ -77,6 +78,7 @@ async def test_phase_one_reads_off_the_loop_and_the_recall_count_is_written_on_i
     assert updates == [True]  # the write stays on the one writing connection
 
 
+@pytest.mark.sqlite_only
 async def test_other_chats_keep_moving_while_a_recall_reads(store: Store) -> None:
     await store.episodes.add_many(ANA, [NewEpisode("my dog Miso loves the beach", "user")])
     with held_at("bm25(") as (reached, release):
@@ -92,6 +94,7 @@ async def test_other_chats_keep_moving_while_a_recall_reads(store: Store) -> Non
     assert [h.episode.text for h in await store.recall(BEN, "figs")] == ["figs are in season"]
 
 
+@pytest.mark.sqlite_only
 async def test_forget_leaves_no_trace_while_recalls_read_beside_it(
     store: Store, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -146,6 +149,7 @@ async def test_vector_neighbours_below_the_floor_are_not_recalled(store: Store) 
     assert (await store.recall(ANA, "tax"))[0].episode.text == "tax forms"
 
 
+@pytest.mark.sqlite_only
 async def test_vectors_stored_while_an_owner_is_loading_are_not_lost(store: Store) -> None:
     [first] = await store.episodes.add_many(ANA, [NewEpisode("first", "user")])
     blob = pack([1.0, 0.0])
@@ -174,6 +178,7 @@ async def test_vectors_stored_while_an_owner_is_loading_are_not_lost(store: Stor
     assert store.vectors.cached_owners() == []
 
 
+@pytest.mark.sqlite_only
 async def test_the_log_is_checkpointed_in_the_read_thread_not_on_the_loop(store: Store) -> None:
     """SQLite's own auto-checkpoint would copy the log in the committing connection, on the
     loop's thread; the store checkpoints every CHECKPOINT_EVERY writes in its read thread."""
