@@ -11,6 +11,12 @@ input the command exits 0.
 
 Tool activity goes to stderr; with a TTY on stdin, so does a ``you>`` prompt.
 
+SIGINT (Ctrl-C) and SIGTERM end the chat like end of input, with exit code 0, whether it is
+waiting for a line or a reply is being worked on: that reply is cancelled (its question stays
+in the session, as after ``/stop`` in Telegram, and the next ``omni chat`` carries on from
+there), then the tool servers and the database are closed. Signals after the first are ignored
+while that bounded clean-up runs.
+
 stdin is read by a daemon thread that hands lines to the loop: this works the same for a
 TTY, a pipe and a regular file (which ``loop.connect_read_pipe`` cannot watch), and the loop
 never blocks on input.
@@ -19,9 +25,12 @@ never blocks on input.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import signal
 import sys
 import threading
+from collections.abc import Iterator
 from typing import TextIO
 
 from agent.factory import open_agent
@@ -84,9 +93,49 @@ async def _answer(agent: Agent, session_key: str, text: str) -> str:
 
 
 async def run_chat(settings: Settings, session: str) -> int:
-    """Chat on stdin/stdout in session ``cli:<session>`` until end of input; returns 0."""
+    """Chat on stdin/stdout in session ``cli:<session>`` until end of input, ``/exit``, SIGINT or
+    SIGTERM; returns 0."""
+    with _cancelled_by_signals() as signalled:
+        try:
+            await _chat(settings, f"cli:{session}")
+        except asyncio.CancelledError:
+            if not signalled.is_set():
+                raise
+            task = asyncio.current_task()
+            assert task is not None
+            task.uncancel()  # the cancellation was ours, and it is over
+    return 0
+
+
+@contextlib.contextmanager
+def _cancelled_by_signals() -> Iterator[threading.Event]:
+    """For the block: the first SIGINT/SIGTERM cancels the current task (the chat); the returned
+    event tells that cancellation from any other."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+    signalled = threading.Event()
+
+    def on_signal(sig: signal.Signals) -> None:
+        if signalled.is_set():
+            return  # already stopping: let the clean-up finish
+        signalled.set()
+        log.info("received %s, stopping", sig.name)
+        if sys.stdin.isatty():
+            _say("", sys.stderr)  # end the prompt's line
+        task.cancel()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal, sig)
+    try:
+        yield signalled
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
+async def _chat(settings: Settings, session_key: str) -> None:
     interactive = sys.stdin.isatty()
-    session_key = f"cli:{session}"
     async with open_store(settings.database_url) as store, open_agent(settings, store) as agent:
         agent.warm_up()
         lines = _start_reader(sys.stdin, asyncio.get_running_loop())
@@ -98,12 +147,12 @@ async def run_chat(settings: Settings, session: str) -> int:
             if line is None:
                 if interactive:
                     _say("", sys.stderr)
-                return 0
+                return
             text = line.strip()
             if not text:
                 continue
             if text in EXIT_COMMANDS:
-                return 0
+                return
             if text in NEW_COMMANDS:
                 await agent.new_session(session_key)
                 _say("(started a new conversation)", sys.stderr)

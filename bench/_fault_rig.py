@@ -12,6 +12,7 @@ without a reply: each chat is answered in order, so that is the one it is about.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -35,6 +36,7 @@ START_TIMEOUT_S = 120.0  # litellm's import alone takes seconds on a busy machin
 POLL_S = 0.05
 
 Kind = Literal["answer", "error", "unexpected"]
+_LOG_ERROR = re.compile(r"^\d{4}-\d\d-\d\d [\d:,.]+ ERROR ")
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +149,11 @@ class Rig:
         """The stderr of the ``n``-th start (default: the last)."""
         path = self.workdir / f"bot{self.starts - 1 if n is None else n}.log"
         return path.read_text(encoding="utf-8", errors="replace") if path.exists() else ""
+
+    def error_lines(self) -> list[str]:
+        """The bot's ERROR log lines over all its starts: an exception nothing handled."""
+        lines = (self.log(n) for n in range(self.starts))
+        return [line for text in lines for line in text.splitlines() if _LOG_ERROR.match(line)]
 
     def start(self) -> float:
         """Start `omni bot`; returns once it polls (its first getUpdates): the seconds it took."""

@@ -124,7 +124,23 @@ async def _drop(update: Update, context: OmniContext) -> NoReturn:
 
 
 async def gate(update: Update, context: OmniContext) -> None:
-    """Let through only what we act on, from people who may use the bot; record it first."""
+    """Let through only what we act on, from people who may use the bot; record it first.
+
+    It fails closed: after an error in a handler PTB goes on to the next group, so an update
+    the gate could not check or record (the database full or locked) would be answered without
+    a ledger entry, or a stranger's reach the LLM. Such an update stops here, the error reported
+    the usual way (bot/errors.py: the user is told, in plain words).
+    """
+    try:
+        await _admit(update, context)
+    except ApplicationHandlerStop:
+        raise
+    except Exception as exc:  # whatever went wrong, nothing unchecked goes further
+        await context.application.process_error(update, exc)
+        raise ApplicationHandlerStop from exc
+
+
+async def _admit(update: Update, context: OmniContext) -> None:
     message = update.message
     user = update.effective_user
     if message is None or user is None or user.is_bot:

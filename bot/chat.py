@@ -24,6 +24,7 @@ from agent import Turn
 from bot import delivery, format
 from bot.context import OmniContext
 from bot.status import StatusLine
+from memory.locks import ConversationLocks
 from memory.updates import UpdateLedger
 from omni.errors import OmniError
 from omni.logging import bind
@@ -34,6 +35,7 @@ TYPING_EVERY_S = 4.0  # Telegram shows "typing" for 5 s per action
 # Replies quicker than this arrive before "typing" would be seen: skip the extra request.
 TYPING_GRACE_S = 0.3
 MAX_QUEUED_PER_CHAT = 20
+TURN_POLL_S = 0.05  # while an older update of the chat is with another worker
 NO_ANSWER = "(I have no answer to that.)"
 MEDIA_NOTICE = "I can only read text for now. Please write your message as text."
 BUSY_NOTICE = "I'm still working through your earlier messages; please wait a moment before sending more."
@@ -49,6 +51,10 @@ class Job:
     work: Work
 
 
+class _OlderFirst(Exception):
+    """An older update of the chat joined the queue while a younger one waited for its turn."""
+
+
 @dataclass(slots=True)
 class _Worker:
     jobs: deque[Job] = field(default_factory=deque)
@@ -62,9 +68,15 @@ class ChatRouter:
     """The per-chat workers of this process."""
 
     def __init__(
-        self, ledger: UpdateLedger, on_failure: Callable[[Update, BaseException], Awaitable[None]]
+        self,
+        ledger: UpdateLedger,
+        on_failure: Callable[[Update, BaseException], Awaitable[None]],
+        locks: ConversationLocks | None = None,
+        owner: str = "",
     ) -> None:
         self._ledger = ledger
+        self._locks = locks
+        self._owner = owner  # this worker, as the ledger names its claims
         self._workers: dict[int, _Worker] = {}
         self.queued_ids: set[int] = set()  # updates whose job closes them in the ledger
         self._latest_message: dict[int, int] = {}  # newest incoming message id per chat
@@ -85,7 +97,9 @@ class ChatRouter:
         worker = self._workers.setdefault(chat_id, _Worker())
         if len(worker.jobs) >= MAX_QUEUED_PER_CHAT:
             return False
-        worker.jobs.append(job)
+        # In update order: an update replayed from another worker goes before younger ones.
+        later = [i for i, queued in enumerate(worker.jobs) if queued.update.update_id > job.update.update_id]
+        worker.jobs.insert(later[0] if later else len(worker.jobs), job)
         self.queued_ids.add(job.update.update_id)
         if worker.task is None:
             worker.task = asyncio.create_task(self._run(chat_id, worker), name=f"chat-{chat_id}")
@@ -98,9 +112,12 @@ class ChatRouter:
                 # This task was created under the update that woke the worker: log as this one's.
                 bind(update_id=job.update.update_id)
                 worker.stopped = worker.delivering = False
-                worker.current = asyncio.create_task(job.work())
+                worker.current = asyncio.create_task(self._in_turn(chat_id, job, worker))
                 try:
                     await worker.current
+                except _OlderFirst:
+                    # Back in the queue, behind the older one.
+                    worker.jobs = deque(sorted([*worker.jobs, job], key=lambda j: j.update.update_id))
                 except asyncio.CancelledError:
                     if not worker.stopped:
                         raise  # shutdown, not /stop: the update stays open and is replayed
@@ -116,6 +133,30 @@ class ChatRouter:
                 worker.current.cancel()
             self._workers.pop(chat_id, None)
             self._latest_message.pop(chat_id, None)
+
+    @property
+    def shared(self) -> bool:
+        """Whether other workers may answer this bot's chats too (a PostgreSQL database)."""
+        return self._locks is not None and self._locks.shared
+
+    async def _in_turn(self, chat_id: int, job: Job, worker: _Worker) -> None:
+        """Run ``job`` when it is the chat's turn across workers: after the older updates of the
+        chat that other workers hold, and never beside another worker's job for the chat. One
+        worker alone (SQLite) has its queue for that."""
+        if self._locks is None or not self._locks.shared:
+            await job.work()
+            return
+        update_id = job.update.update_id
+        # Polled: the older update is another process's, which can signal us only through the
+        # database. Our own older ones are in our queue, ordered there.
+        while True:
+            if any(queued.update.update_id < update_id for queued in worker.jobs):
+                raise _OlderFirst  # one taken over from another worker while we waited
+            if await self._ledger.turn_of(chat_id, update_id, self._owner):
+                break
+            await asyncio.sleep(TURN_POLL_S)
+        async with self._locks.hold(f"tg:{chat_id}"):
+            await job.work()
 
     def stop(self, chat_id: int) -> bool:
         """Cancel the job being worked on in the chat; False when there is none."""
@@ -190,6 +231,11 @@ async def _answer(update: Update, context: OmniContext, text: str) -> None:
     finally:
         typing.cancel()
         await status.close()
+    if deps.chats.shared and not await deps.store.updates.still_ours(update.update_id, deps.boot_id):
+        # Our lease ran out while we worked (a stall) and another worker took the update over:
+        # it answers, not us.
+        log.warning("update %s was taken over by another worker; not sending our answer", update.update_id)
+        return
     deps.chats.delivering(chat_id)
     quote = message.message_id if deps.chats.newer_than(chat_id, message.message_id) else None
     chunks = format.render(reply.text) or [NO_ANSWER]

@@ -18,7 +18,6 @@ import datetime as dtm
 import logging
 import signal
 import time
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -33,6 +32,8 @@ from bot.chat import ChatRouter
 from bot.commands import ADMIN_COMMANDS, USER_COMMANDS
 from bot.context import BotDeps, OmniApplication
 from bot.webhook import WebhookServer, WebhookUnavailable, start_webhook
+from bot.workers import gone, worker_name
+from memory.locks import ConversationLocks
 from memory.store import open_store
 from omni.settings import Settings
 
@@ -89,8 +90,10 @@ async def running(settings: Settings, polling: Polling = Polling()) -> AsyncIter
         async def on_failure(update: Update, exc: BaseException) -> None:
             await app.process_error(update, exc if isinstance(exc, Exception) else RuntimeError(exc))
 
-        chats = ChatRouter(store.updates, on_failure=on_failure)
-        deps = BotDeps(settings, store, agent, AccessList(settings, store), chats, uuid.uuid4().hex)
+        store.updates.lease = dtm.timedelta(seconds=settings.update_lease_s)
+        me = worker_name()
+        chats = ChatRouter(store.updates, on_failure=on_failure, locks=ConversationLocks(store.db), owner=me)
+        deps = BotDeps(settings, store, agent, AccessList(settings, store), chats, me)
         await deps.access.load()
         app = build_application(settings.telegram_token, settings.telegram_api_url, deps)
         await stack.enter_async_context(app)  # initialize (getMe) ... shutdown
@@ -104,7 +107,10 @@ async def running(settings: Settings, polling: Polling = Polling()) -> AsyncIter
                 await _start_polling(app, polling)
                 log.info("polling for updates as @%s", app.bot.username)
             agent.warm_up()
-            background = [asyncio.create_task(_register_commands(app, settings))]
+            background = [
+                asyncio.create_task(_register_commands(app, settings)),
+                asyncio.create_task(_keep_claims(app, deps)),
+            ]
             if webhook is None:  # Telegram calls us: no connection of ours to go stale
                 background.append(asyncio.create_task(_watchdog(app, polling)))
             try:
@@ -151,15 +157,31 @@ async def _stop(app: OmniApplication, deps: BotDeps, webhook: WebhookServer | No
 
 
 async def _replay(app: OmniApplication, deps: BotDeps) -> None:
-    """Queue updates a dead process recorded but never answered; the gate claims each once."""
-    pending = await deps.store.updates.pending(deps.boot_id)
+    """Queue updates another worker recorded but no longer answers (it was killed, or stopped
+    renewing its claims); the gate claims each once, so of several workers one answers it."""
+    ledger = deps.store.updates
+    await ledger.release_gone(gone)  # a worker of this machine that was killed: at once
+    pending = await ledger.pending(deps.boot_id)
     replayable = [p.payload for p in pending if p.payload]
     for payload in replayable:
         update = Update.de_json(payload, app.bot)
         if update is not None:
             await app.update_queue.put(update)
     if replayable:
-        log.info("replaying %d unanswered updates from before a restart", len(replayable))
+        log.info("replaying %d unanswered updates another worker left", len(replayable))
+
+
+async def _keep_claims(app: OmniApplication, deps: BotDeps) -> None:
+    """Renew the leases of the updates this worker answers, and take over those of workers
+    that stopped renewing theirs: three times per lease, so one slow round costs no claim."""
+    every = deps.store.updates.lease.total_seconds() / 3
+    while True:
+        await asyncio.sleep(every)
+        try:
+            await deps.store.updates.renew(deps.boot_id)
+            await _replay(app, deps)
+        except Exception as exc:  # the database away for a moment: the next round tries again
+            log.warning("could not renew this worker's claims: %s", exc)
 
 
 async def _watchdog(app: OmniApplication, polling: Polling) -> None:

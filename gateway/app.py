@@ -22,6 +22,7 @@ import asyncio
 import hmac
 import ipaddress
 import logging
+from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -33,12 +34,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from agent.errors import AgentError, ContextTooLong, LLMUnavailable
+from agent.errors import ContextTooLong, LLMRejected, LLMUnavailable
 from agent.types import ProgressCallback, Reply, Turn
 from gateway.admission import Admission, SessionLocks
 from gateway.body import read_asked
 from gateway.errors import Refusal, error_response
 from memory.errors import StoreError
+from memory.locks import ConversationLocks
 from omni.errors import OmniError
 from omni.logging import log_context
 from omni.settings import Settings
@@ -76,9 +78,13 @@ class GatewayConfig:
 class Gateway:
     """The ASGI app; ``sessions`` and ``admission`` are its live state (for tests and logs)."""
 
-    def __init__(self, agent: Answering, config: GatewayConfig) -> None:
+    def __init__(
+        self, agent: Answering, config: GatewayConfig, shared: ConversationLocks | None = None
+    ) -> None:
         self.config = config
         self.sessions = SessionLocks()
+        # Other gateway processes on the same PostgreSQL database: a session is theirs too.
+        self._shared = shared
         self.admission = Admission(config.concurrency)
         self._agent = agent
         routes = [
@@ -104,7 +110,7 @@ class Gateway:
         with self.admission.slot():
             deadline = asyncio.timeout(self.config.timeout)
             try:
-                async with deadline, self.sessions.hold(turn.session_key):
+                async with deadline, self.sessions.hold(turn.session_key), self._across(turn.session_key):
                     return await self._agent.reply(turn)
             except TimeoutError:
                 if not deadline.expired():
@@ -119,9 +125,15 @@ class Gateway:
                 log.warning("no answer: %r", exc)
                 raise _failure(exc) from None
 
+    def _across(self, session_key: str) -> AbstractAsyncContextManager[None]:
+        """The session's lock across gateway processes (none when only this one can serve it)."""
+        return self._shared.hold(session_key) if self._shared is not None else nullcontext()
 
-def build_gateway(agent: Answering, config: GatewayConfig) -> Gateway:
-    return Gateway(agent, config)
+
+def build_gateway(
+    agent: Answering, config: GatewayConfig, shared: ConversationLocks | None = None
+) -> Gateway:
+    return Gateway(agent, config, shared)
 
 
 def _failure(exc: OmniError) -> Refusal:
@@ -131,7 +143,7 @@ def _failure(exc: OmniError) -> Refusal:
         return Refusal(502, "context_too_long", message)
     if isinstance(exc, LLMUnavailable):
         return Refusal(503, "llm_unavailable", exc.user_message)
-    if isinstance(exc, AgentError):
+    if isinstance(exc, LLMRejected):
         return Refusal(502, "llm_rejected", exc.user_message)
     if isinstance(exc, StoreError):
         return Refusal(503, "store_unavailable", exc.user_message)

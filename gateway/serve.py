@@ -24,6 +24,7 @@ import uvicorn
 
 from agent.factory import open_agent
 from gateway.app import GatewayConfig, build_gateway, is_loopback
+from memory.locks import ConversationLocks
 from memory.store import open_store
 from omni.errors import SettingsError
 from omni.settings import Settings
@@ -55,7 +56,7 @@ async def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8080) -
     with sock, stop.on_signals():
         async with open_store(settings.database_url) as store, open_agent(settings, store) as agent:
             agent.warm_up()  # the model library and MCP servers load while we start listening
-            app = build_gateway(agent, GatewayConfig.from_settings(settings))
+            app = build_gateway(agent, GatewayConfig.from_settings(settings), ConversationLocks(store.db))
             config = uvicorn.Config(
                 app,
                 lifespan="off",
@@ -65,7 +66,7 @@ async def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8080) -
                 timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
             )
             server = _Server(config, listening=_url(sock))
-            stop.server = server
+            stop.attach(server)
             await server.serve(sockets=[sock])
         log.info("gateway stopped")
     return EXIT_OK
@@ -96,12 +97,7 @@ class _Stop:
         self._server: _Server | None = None
         self._requested = False
 
-    @property
-    def server(self) -> _Server | None:
-        return self._server
-
-    @server.setter
-    def server(self, server: _Server) -> None:
+    def attach(self, server: _Server) -> None:
         self._server = server
         server.should_exit = self._requested
 

@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 
 from memory._url import describe, sqlite_path
 from memory.connection import AwaitedConn, AwaitedSession, Conn, InlineConn, InlineSession, Sess
-from memory.errors import StoreLocked, is_lock_timeout
+from memory.errors import StoreFull, StoreLocked, is_disk_full, is_lock_timeout
 
 log = logging.getLogger(__name__)
 
@@ -168,6 +168,10 @@ class Database:
             # Another process held the write lock for all of busy_timeout: say so, and where.
             if is_lock_timeout(exc):
                 raise locked_error(str(self.url)) from exc
+            # The write was rolled back (above) and the file is intact: writes work again once
+            # there is room (bench/faults.py, disk_full, fills a small disk to check).
+            if is_disk_full(exc):
+                raise StoreFull(f"the disk holding {describe(str(self.url))} is full") from exc
             raise
 
     async def read(self, work: Callable[[Connection], T]) -> T:

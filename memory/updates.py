@@ -13,8 +13,8 @@ whose acknowledgement the process did not live to write is sent again, once.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import UTC, datetime
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import bindparam, delete, select, update
@@ -29,14 +29,65 @@ _OPEN = ("received", "processing")
 
 # Built once, with bound parameters: building and keying a statement per call costs more than
 # SQLite takes to run it, and these run for every message.
+# Whether an open update may be taken by a worker other than its claimant: nobody claimed it,
+# or the claim's lease ran out (its worker stopped renewing it) or was released (its worker is
+# known to be gone). NULL leases are also rows claimed before leases existed (0005).
+_TAKEABLE = (
+    InboundUpdate.claimed_by.is_(None)
+    | InboundUpdate.lease_until.is_(None)
+    | (InboundUpdate.lease_until < bindparam("now"))
+)
 _CLAIM = (
     update(InboundUpdate)
     .where(
         (InboundUpdate.update_id == bindparam("uid"))
         & InboundUpdate.status.in_(_OPEN)
         & (InboundUpdate.claimed_by.is_(None) | (InboundUpdate.claimed_by != bindparam("owner")))
+        & _TAKEABLE
     )
-    .values(status="processing", claimed_by=bindparam("owner"), attempts=InboundUpdate.attempts + 1)
+    .values(
+        status="processing",
+        claimed_by=bindparam("owner"),
+        lease_until=bindparam("until"),
+        attempts=InboundUpdate.attempts + 1,
+    )
+)
+_RENEW = (
+    update(InboundUpdate)
+    .where((InboundUpdate.claimed_by == bindparam("owner")) & InboundUpdate.status.in_(_OPEN))
+    .values(lease_until=bindparam("until"))
+)
+_RELEASE = (
+    update(InboundUpdate)
+    .where((InboundUpdate.claimed_by == bindparam("claimant")) & InboundUpdate.status.in_(_OPEN))
+    .values(lease_until=None)
+)
+_CLAIMANTS = (
+    select(InboundUpdate.claimed_by)
+    .where(InboundUpdate.status.in_(_OPEN) & InboundUpdate.claimed_by.is_not(None))
+    .distinct()
+)
+# An older update of the chat still being worked on, or just recorded and about to be: the
+# younger one waits its turn. One whose lease ran out does not hold the chat up (it is taken
+# over and replayed, after the younger one if need be).
+_OLDER_OPEN = (
+    select(InboundUpdate.update_id)
+    .where(
+        (InboundUpdate.chat_id == bindparam("chat"))
+        & (InboundUpdate.update_id < bindparam("uid"))
+        & InboundUpdate.status.in_(_OPEN)
+        & (InboundUpdate.claimed_by.is_(None) | (InboundUpdate.claimed_by != bindparam("owner")))
+        & (
+            (InboundUpdate.lease_until > bindparam("now"))
+            | (InboundUpdate.claimed_by.is_(None) & (InboundUpdate.received_at > bindparam("recent")))
+        )
+    )
+    .limit(1)
+)
+_STILL_OURS = select(InboundUpdate.update_id).where(
+    (InboundUpdate.update_id == bindparam("uid"))
+    & InboundUpdate.status.in_(_OPEN)
+    & (InboundUpdate.claimed_by == bindparam("owner"))
 )
 _FINISH = (
     update(InboundUpdate)
@@ -54,9 +105,13 @@ class UpdateLedger:
     """Every method is one short transaction of Core statements: ``arrive`` and ``finish`` run
     for every message, where the ORM's unit of work would cost several times the SQL."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, lease_s: float = 60.0) -> None:
         self._db = db
         self._insert_new = insert_on_conflict(db.dialect, InboundUpdate).on_conflict_do_nothing()
+        self.lease = timedelta(seconds=lease_s)  # how long a claim holds unless renewed
+
+    def _until(self) -> datetime:
+        return datetime.now(UTC) + self.lease
 
     async def _insert(self, conn: Conn, values: dict[str, Any]) -> bool:
         """Insert the update's row unless it exists; whether it was inserted."""
@@ -75,9 +130,9 @@ class UpdateLedger:
         async with self._db.transaction() as conn:
             return await self._claim(conn, update_id, owner)
 
-    @staticmethod
-    async def _claim(conn: Conn, update_id: int, owner: str) -> bool:
-        return bool((await conn.execute(_CLAIM, {"uid": update_id, "owner": owner})).rowcount)
+    async def _claim(self, conn: Conn, update_id: int, owner: str) -> bool:
+        params = {"uid": update_id, "owner": owner, "now": datetime.now(UTC), "until": self._until()}
+        return bool((await conn.execute(_CLAIM, params)).rowcount)
 
     async def arrive(
         self,
@@ -96,6 +151,7 @@ class UpdateLedger:
             payload=payload,
             status="processing",
             claimed_by=owner,
+            lease_until=self._until(),
             attempts=1,
         )
         async with self._db.transaction() as conn:
@@ -151,16 +207,56 @@ class UpdateLedger:
             )
             return value
 
-    async def pending(self, owner: str, max_attempts: int = 3) -> list[PendingUpdate]:
-        """Open updates left by another (dead) process, oldest first, for replay at start."""
+    async def pending(
+        self, owner: str, max_attempts: int = 3, *, unclaimed_after: timedelta | None = None
+    ) -> list[PendingUpdate]:
+        """Open updates another worker may no longer be answering, oldest first, for replay:
+        claimed by a worker whose lease ran out or was released, or never claimed (recorded by a
+        webhook that died before its gate ran) for ``unclaimed_after`` (default: the lease)."""
+        now = datetime.now(UTC)
+        recorded_before = now - (self.lease if unclaimed_after is None else unclaimed_after)
         async with self._db.session() as db:
             rows = await db.scalars(
                 select(InboundUpdate)
                 .where(
                     InboundUpdate.status.in_(_OPEN),
-                    (InboundUpdate.claimed_by.is_(None)) | (InboundUpdate.claimed_by != owner),
                     InboundUpdate.attempts < max_attempts,
+                    (InboundUpdate.claimed_by.is_(None) & (InboundUpdate.received_at <= recorded_before))
+                    | (
+                        (InboundUpdate.claimed_by != owner)
+                        & (InboundUpdate.lease_until.is_(None) | (InboundUpdate.lease_until < now))
+                    ),
                 )
                 .order_by(InboundUpdate.update_id)
             )
             return [PendingUpdate(r.update_id, r.chat_id, r.user_id, r.payload, r.attempts) for r in rows]
+
+    async def renew(self, owner: str) -> int:
+        """Extend the leases of every open update ``owner`` claimed; how many there are."""
+        async with self._db.transaction() as conn:
+            result = await conn.execute(_RENEW, {"owner": owner, "until": self._until()})
+            return int(result.rowcount)
+
+    async def release_gone(self, gone: Callable[[str], bool]) -> int:
+        """Let other workers take over at once the open updates of claimants ``gone`` says
+        no longer run (a worker of this machine that was killed); how many claimants."""
+        async with self._db.connection() as conn:
+            claimants = [str(c) for c in (await conn.execute(_CLAIMANTS)).scalars()]
+        dead = [c for c in claimants if gone(c)]
+        for claimant in dead:
+            async with self._db.transaction() as conn:
+                await conn.execute(_RELEASE, {"claimant": claimant})
+        return len(dead)
+
+    async def turn_of(self, chat_id: int, update_id: int, owner: str) -> bool:
+        """Whether no older update of the chat is still being worked on (or about to be) by
+        a worker other than ``owner``, whose own queue orders its updates."""
+        now = datetime.now(UTC)
+        params = {"chat": chat_id, "uid": update_id, "owner": owner, "now": now, "recent": now - self.lease}
+        async with self._db.connection() as conn:
+            return await conn.scalar(_OLDER_OPEN, params) is None
+
+    async def still_ours(self, update_id: int, owner: str) -> bool:
+        """Whether ``owner`` still holds the open update (no other worker took it over)."""
+        async with self._db.connection() as conn:
+            return await conn.scalar(_STILL_OURS, {"uid": update_id, "owner": owner}) is not None

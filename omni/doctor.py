@@ -3,7 +3,7 @@
 Checks: settings; the database (exists, writable, at head); the LLM (a one-token completion,
 with its latency); the Telegram token (getMe names the bot; no token is skipped); each MCP
 server the agent would start (built-in skills + OMNI_MCP_CONFIG), with its tool count.
-The modules ``omni/doctor_*.py`` hold one check each.
+``omni/doctor_check.py`` holds the line; each other ``omni/doctor_*.py`` module one check.
 
 Settings come first; if they are invalid nothing else can be checked and the command ends
 with exit 2 like every other command. The other checks run at once and print in a fixed order.

@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from omni.doctor_check import Check, since
@@ -20,7 +21,7 @@ from omni.logging import RedactingFilter
 from omni.settings import Settings, mask_urls_in
 
 if TYPE_CHECKING:
-    from agent.mcp_config import ServerSpec
+    from agent.mcp_config import ServerSpec, StdioSpec
 
 MCP_START_TIMEOUT_S = 20.0  # what the agent's toolbox waits for a server to start
 # A server's environment variables whose values are secrets, kept out of its error line.
@@ -46,23 +47,26 @@ async def _check_server(name: str, spec: ServerSpec) -> Check:
     from agent.mcp_connection import McpConnection, ServerGone
 
     label = f"mcp {name}"
-    if isinstance(spec, StdioSpec) and not _runnable(spec.command):
+    if isinstance(spec, StdioSpec) and not _runnable(spec):
         return Check.failed(label, f"the command {spec.command!r} is not found")
     conn = McpConnection(name, spec, start_timeout=MCP_START_TIMEOUT_S, on_tools_changed=lambda _: None)
     started = time.perf_counter()
     try:
         await conn.ensure()
-        return Check.ok(label, f"{len(conn.tools)} tools, started in {since(started)}")
+        count = len(conn.tools)
+        return Check.ok(label, f"{count} tool{'' if count == 1 else 's'}, started in {since(started)}")
     except ServerGone:
         return Check.failed(label, _reason(spec, conn.error or "it did not start"))
     finally:
         await conn.close()
 
 
-def _runnable(command: str) -> bool:
-    if os.sep in command:
-        return os.access(command, os.X_OK)
-    return shutil.which(command) is not None
+def _runnable(spec: StdioSpec) -> bool:
+    """Whether the process can be started: looked up as the MCP SDK will (the server's own
+    PATH if its env sets one; a relative path from its working directory)."""
+    if os.sep in spec.command:
+        return os.access(Path(spec.cwd or ".") / spec.command, os.X_OK)
+    return shutil.which(spec.command, path=spec.env.get("PATH")) is not None
 
 
 def _reason(spec: ServerSpec, error: str) -> str:
@@ -76,7 +80,8 @@ def _reason(spec: ServerSpec, error: str) -> str:
     else:
         # Streamable HTTP and then SSE were tried: the same failure twice is said once.
         error = f"{spec.url}: {'; '.join(dict.fromkeys(error.split('; ')))}"
-        secrets = list(spec.headers.values())
+        # "Bearer <token>" whole, and the token alone.
+        secrets = [*spec.headers.values(), *(v.rpartition(" ")[2] for v in spec.headers.values())]
     # URLs (the server's, or one in the error) may carry user:key@.
     return RedactingFilter(secrets).redact(mask_urls_in(error))
 

@@ -26,6 +26,8 @@ async def check_telegram(settings: Settings) -> Check:
     try:
         async with httpx.AsyncClient(timeout=PROBE_TIMEOUT_S) as client:
             response = await client.get(url)
+    except httpx.InvalidURL:
+        return Check.failed(NAME, "OMNI_TELEGRAM_TOKEN holds characters a URL cannot carry")
     except httpx.HTTPError as exc:
         return Check.failed(NAME, f"{via}: {network_problem(exc) or type(exc).__name__}")
     took = since(started)

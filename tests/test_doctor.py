@@ -1,8 +1,9 @@
 """`omni doctor` as a user runs it: a real subprocess against the fake LLM and Bot API.
 
 Each check is made to fail on its own while the others pass, so every line is shown to name
-its own problem; one run has all of them pass. Every run is also checked for secrets: no
-token, API key or database password may appear in its output, whatever failed.
+its own problem; one run has all of them pass. Every run is also checked for secrets: the bot
+token and API key never appear in its output, whatever failed, nor do the database passwords,
+URL credentials and MCP server secrets of the tests that set them.
 """
 
 from __future__ import annotations
@@ -19,10 +20,12 @@ from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy.engine import make_url
 
 from memory.migrate import HEAD_REVISION, known_revisions, upgrade
+from omni.doctor_check import network_problem
 from tests.fakes.llm_api import MODEL_ID, FakeLLM
 from tests.fakes.server import serve_in_thread
 from tests.fakes.telegram_api import BOT_USERNAME, TOKEN, FakeTelegram
@@ -324,3 +327,38 @@ def test_mcp_servers_that_fail_to_start(omni_cmd: list[str], green: dict[str, st
     assert failed == {"mcp absent", "mcp exits", "mcp remote"}, result.stdout
     for secret in ("mcp-url-s3cret", "mcp-env-s3cret", "mcp-header-s3cret"):
         assert secret not in result.stdout + result.stderr
+
+
+# Words for network failures, from the exception chains libraries raise (no server needed).
+
+
+def chained(*errors: BaseException) -> BaseException:
+    """``errors[0]`` raised from ``errors[1]``, raised from ``errors[2]``..., as libraries wrap."""
+    for outer, inner in zip(errors, errors[1:], strict=False):
+        outer.__cause__ = inner
+    return errors[0]
+
+
+@pytest.mark.parametrize(
+    ("error", "words"),
+    [
+        (chained(RuntimeError("wrapped"), httpx.ReadTimeout("timed out")), "no answer within 5 s"),
+        (chained(RuntimeError(), TimeoutError()), "no answer within 5 s"),
+        (
+            chained(httpx.ConnectError("x"), socket.gaierror(-2, "Name or service not known")),
+            "cannot connect: the host name does not resolve",
+        ),
+        (
+            chained(httpx.ConnectError("x"), ConnectionRefusedError(111, "refused")),
+            "cannot connect: connection refused",
+        ),
+        (
+            chained(httpx.ConnectError("x"), OSError(101, "Network is unreachable")),
+            "cannot connect: network is unreachable",
+        ),
+        (httpx.ConnectError("All connection attempts failed"), "cannot connect (ConnectError)"),
+        (ValueError("not a network problem"), None),
+    ],
+)
+def test_network_problem_words(error: BaseException, words: str | None) -> None:
+    assert network_problem(error) == words

@@ -24,6 +24,7 @@ import pytest
 
 from agent import RetryPolicy, Turn, open_agent
 from gateway import Gateway, GatewayConfig, build_gateway
+from memory.locks import ConversationLocks
 from memory.migrate import upgrade
 from memory.store import Store, open_store
 from memory.types import StoredMessage
@@ -126,7 +127,7 @@ def in_process(
             ):
                 await agent.reply(Turn(session_key="gw:warm-up", text="hi"))
                 llm.reset()
-                gateway = build_gateway(agent, GatewayConfig(**config))
+                gateway = build_gateway(agent, GatewayConfig(**config), ConversationLocks(store.db))
                 transport = httpx.ASGITransport(app=gateway)
                 async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
                     yield InProcess(client, gateway, llm, store, url)

@@ -125,3 +125,29 @@ async def test_session_locks_do_not_pile_up(in_process: InProcessFactory, sqlite
         )
         assert {r.status_code for r in responses} == {200}
         assert len(gw.gateway.sessions) == 0 and gw.gateway.admission.busy == 0
+
+
+async def test_two_gateway_processes_take_turns_on_one_session(
+    in_process: InProcessFactory, postgres_url: str
+) -> None:
+    """Two gateways on one PostgreSQL database stand for two worker processes: a session's
+    requests sprayed across both still run one at a time, each seeing the one before."""
+    delay = 0.4
+    async with (
+        in_process(postgres_url, llm_delay=delay) as one,
+        in_process(postgres_url, llm_delay=delay) as two,
+    ):
+
+        async def ask(gw: Any, text: str) -> None:
+            response = await gw.client.post("/message", json=message("shared", text))
+            assert response.status_code == 200, response.text
+
+        started = time.monotonic()
+        await asyncio.gather(*(ask((one, two)[i % 2], f"turn {i}") for i in range(4)))
+        took = time.monotonic() - started
+        assert took >= 4 * delay  # never two turns of the session at once
+        stored = await history(postgres_url, "shared")
+        assert [m.role for m in stored] == ["user", "assistant"] * 4  # no interleaved halves
+        answers = [m.content for m in stored if m.role == "assistant"]
+        questions = [m.content for m in stored if m.role == "user"]
+        assert answers == [f"echo: {q}" for q in questions]

@@ -116,7 +116,9 @@ async def test_update_ledger_answers_each_update_once(store: Store) -> None:
     assert not await ledger.record(1, chat_id=5, user_id=5, payload={"update_id": 1})
     assert await ledger.claim(1, "boot-a")
     assert not await ledger.claim(1, "boot-a")  # re-delivered to the same process: skip
+    assert not await ledger.claim(1, "boot-b")  # boot-a holds it: its lease runs
     # boot-a died; a new process sees the update as pending and may claim it once.
+    await ledger.release_gone(lambda claimant: claimant == "boot-a")
     pending = await ledger.pending("boot-b")
     assert [(p.update_id, p.payload) for p in pending] == [(1, {"update_id": 1})]
     assert await ledger.claim(1, "boot-b")

@@ -19,6 +19,8 @@ async def test_an_update_recorded_on_arrival_is_claimed_once_by_the_gate(store: 
     assert await ledger.arrive(1, "boot-a", chat_id=5, user_id=5, payload={"update_id": 1})  # the gate
     assert not await ledger.arrive(1, "boot-a", chat_id=5, user_id=5, payload={"update_id": 1})
     assert await ledger.status(1) == "processing"
+    assert await ledger.pending("boot-b") == []  # boot-a holds it (its lease runs)
+    await ledger.release_gone(lambda claimant: claimant == "boot-a")
     assert [p.update_id for p in await ledger.pending("boot-b")] == [1]  # boot-a died: replayed
     await ledger.finish(1, "answered")
     assert await ledger.pending("boot-b") == []
