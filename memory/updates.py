@@ -1,9 +1,12 @@
 """The inbound updates ledger: each Telegram update is answered once, as near as Telegram allows.
 
-An update is recorded when it arrives (before any work), claimed by one running process,
-and marked answered after the reply is sent. After a crash, updates still ``received`` or
-``processing`` under an older process are replayed; a re-delivered update that is answered, or
-claimed by this process already, is skipped.
+An update is recorded when it arrives (before any work), claimed by one worker, and marked
+answered after the reply is sent. A claim holds a lease the worker renews while it works
+(``renew``); an open update whose lease ran out, or whose worker is known to be gone
+(``release_gone``), is ``pending`` for another worker to replay, and the claim lets exactly one
+take it. A re-delivered update that is answered, or claimed by a live worker, is skipped. A
+chat's updates are answered in order across workers: ``turn_of`` says when the older ones are
+done.
 
 Each Telegram message that carries part of an answer is recorded the moment Telegram
 acknowledges it (``record_sent``, into the answer's ``messages.sent_message_ids``), so a replay
