@@ -1,20 +1,23 @@
 """Evidence recall of omni's episodic memory on long multi-session conversations, beside BM25.
 
-    python bench/recall.py --dataset FILE [--k 10] [--json] [--misses]
+    python bench/recall.py --dataset FILE [--k 10] [--json] [--misses] [--database-url URL | --postgres]
 
 Each conversation's turns become the episodes of one owner (``bench:<conversation id>``) in a
-fresh SQLite store migrated to head, through ``store.episodes.add_many`` (one real session per
-dataset session, the turn's time, speaker and ``meta={"turn_id": ...}``). Every question is then
-asked through ``store.recall`` (the two-phase recall the agent uses, no token budget) and the
-recalled episodes are mapped back to turn ids. Evidence recall@k is the mean over questions of
-|evidence ∩ top k turn ids| / |evidence|, per category and overall.
+fresh SQLite store migrated to head (or an empty PostgreSQL database: ``--database-url``, or
+``--postgres`` for a throwaway one on the test server, bench/_postgres.py), through
+``store.episodes.add_many`` (one real session per dataset session, the turn's time, speaker and
+``meta={"turn_id": ...}``). Every question is then asked through ``store.recall`` (the two-phase
+recall the agent uses, no token budget) and the recalled episodes are mapped back to turn ids.
+Evidence recall@k is the mean over questions of |evidence ∩ top k turn ids| / |evidence|,
+per category and overall.
 
 One recall of depth max(k, 20) is made per question; recall@5 and @10 are its prefixes (phase 2
 keeps the best k2 in score order, so a shallower recall is the deeper one's prefix).
 
 The baseline is plain FTS5 BM25 over single turns: the same store's full-text index, its text
 column alone, queried with a naive OR of the question's words (no stop words dropped, no
-neighbouring turns, no utility).
+neighbouring turns, no utility). On PostgreSQL it is the same over the store's own index: stock
+``ts_rank`` of the ``search`` column's text lexemes (weight A) alone.
 
 The dataset format is in ../shared/CONTRACT.md; bench/data/omni_recall.json is the team's own.
 With ``--json`` the last line is one JSON object (the contract's keys, plus ``at_k`` and
@@ -40,9 +43,14 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import JSON, text
+from sqlalchemy.engine import make_url
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench import _postgres  # noqa: E402
+from memory._url import sqlite_path  # noqa: E402
 from memory.migrate import upgrade  # noqa: E402
 from memory.recall import two_phase_recall  # noqa: E402
 from memory.store import Store, open_store  # noqa: E402
@@ -153,6 +161,9 @@ async def ask_omni(
 class Bm25Baseline:
     """Plain FTS5 BM25 over single turns on the store's own index (its ``text`` column only)."""
 
+    name = "bm25"
+    label = "fts5 bm25 over single turns, naive OR query"
+
     def __init__(self, db_path: Path) -> None:
         self.conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
         columns = [row[1] for row in self.conn.execute("PRAGMA table_info(episodes_fts)")]
@@ -165,7 +176,7 @@ class Bm25Baseline:
             f"ORDER BY bm25(episodes_fts, {weights}) LIMIT ?"
         )
 
-    def ask(self, owner: str, question: str, depth: int) -> tuple[list[str], float]:
+    async def ask(self, owner: str, question: str, depth: int) -> tuple[list[str], float]:
         started = time.perf_counter()
         words = dict.fromkeys(w.lower() for w in _WORD.findall(question))
         ids: list[str] = []
@@ -177,6 +188,40 @@ class Bm25Baseline:
 
     def close(self) -> None:
         self.conn.close()
+
+
+class TsRankBaseline:
+    """Plain ``ts_rank`` over single turns on PostgreSQL's index: the ``search`` column's text
+    lexemes (weight A) alone, stock normalisation, a naive OR of the question's words."""
+
+    name = "ts_rank"
+    label = "postgresql ts_rank over single turns, naive OR query"
+    _SQL = text(
+        "SELECT e.meta FROM episodes AS e, to_tsquery('english', :query) AS query "
+        "WHERE e.owner_key = :owner AND e.search @@ query "
+        "ORDER BY ts_rank('{0, 0, 0, 1}', e.search, query) DESC, e.id LIMIT :depth"
+    ).columns(meta=JSON)
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    async def ask(self, owner: str, question: str, depth: int) -> tuple[list[str], float]:
+        started = time.perf_counter()
+        # \w+ words (split at "_", which would join two lexemes) are plain tsquery operands.
+        words = dict.fromkeys(w for w in re.split(r"\W|_", question.lower()) if w)
+        ids: list[str] = []
+        if words:
+            params = {"query": " | ".join(f"{w}:A" for w in words), "owner": owner, "depth": depth}
+            async with self.store.db.connection() as conn:
+                for (meta,) in (await conn.execute(self._SQL, params)).all():
+                    ids.append(str((meta or {}).get("turn_id")))
+        return ids, (time.perf_counter() - started) * 1000
+
+    def close(self) -> None:
+        pass
+
+
+BASELINES = {b.name: b.label for b in (Bm25Baseline, TsRankBaseline)}
 
 
 def recall_at(evidence: list[str], got: list[str], k: int) -> float:
@@ -202,15 +247,15 @@ def percentile(values: list[float], p: int) -> float:
 
 
 async def measure(
-    data: dict[str, Any], db_path: Path, depth: int
+    data: dict[str, Any], url: str, depth: int
 ) -> tuple[list[dict[str, Any]], Pass, Pass, float]:
     """Ingest everything, then ask every question of omni's recall and of the baseline."""
-    url = f"sqlite+aiosqlite:///{db_path}"
     questions: list[dict[str, Any]] = []
     omni = Pass("omni")
-    bm25 = Pass("bm25")
     ingest_s = 0.0
     async with open_store(url) as store:
+        if await store.episodes.count():  # its owners' turns would mix with the dataset's
+            _fail(f"the database {url.split('@')[-1]} already holds episodes: give an empty one")
         for conv in data["conversations"]:
             ingest_s += await ingest(store, conv)
         if PREPARE is not None:  # --embeddings: every episode embedded before any question
@@ -224,10 +269,12 @@ async def measure(
                 questions.append({**q, "evidence": [str(e) for e in q["evidence"]], "conversation": conv})
                 omni.got.append(got)
                 omni.ms.append(ms)
-        baseline = Bm25Baseline(db_path)
+        db_path = sqlite_path(url)
+        baseline = Bm25Baseline(db_path) if db_path else TsRankBaseline(store)
+        bm25 = Pass(baseline.name)
         try:
             for q in questions:
-                got, ms = baseline.ask(owner_of(q["conversation"]), q["question"], depth)
+                got, ms = await baseline.ask(owner_of(q["conversation"]), q["question"], depth)
                 bm25.got.append(got)
                 bm25.ms.append(ms)
         finally:
@@ -279,6 +326,7 @@ def main() -> None:
     parser.add_argument(
         "--no-feedback", action="store_true", help="without pseudo-relevance feedback (memory/expansion.py)"
     )
+    _postgres.add_arguments(parser)
     args = parser.parse_args()
     if args.no_feedback:
         from memory import expansion
@@ -300,10 +348,13 @@ def main() -> None:
     convs = data.get("conversations", [])
     turns = sum(len(c["turns"]) for c in convs)
 
-    with tempfile.TemporaryDirectory(prefix="omni-bench-recall-") as tmp:
-        db_path = Path(tmp) / "recall.db"
-        upgrade(f"sqlite+aiosqlite:///{db_path}")
-        questions, omni, bm25, ingest_s = asyncio.run(measure(data, db_path, max(ks)))
+    with (
+        tempfile.TemporaryDirectory(prefix="omni-bench-recall-") as tmp,
+        _postgres.chosen(args, f"sqlite+aiosqlite:///{Path(tmp) / 'recall.db'}") as url,
+    ):
+        upgrade(url)
+        questions, omni, bm25, ingest_s = asyncio.run(measure(data, url, max(ks)))
+    database = "sqlite" if sqlite_path(url) else make_url(url).get_backend_name()
     if not questions:
         _fail("the dataset has no question with evidence")
 
@@ -317,15 +368,16 @@ def main() -> None:
     print(
         f"dataset {data.get('name', args.dataset.name)}: {len(convs)} conversations, {turns} turns, "
         f"{len(questions)} questions ({', '.join(f'{c} {n}' for c, n in counts.items())})"
+        + ("" if database == "sqlite" else f", on {database}")
     )
     print(f"ingest: {turns} turns in {ingest_s * 1000:.1f} ms, {turns_per_s:,.0f} turns/s")
     print(
         f"recall latency: omni p50 {ours['recall_ms_p50']:.2f} ms, p95 {ours['recall_ms_p95']:.2f} ms | "
-        f"bm25 baseline p50 {base['recall_ms_p50']:.2f} ms, p95 {base['recall_ms_p95']:.2f} ms"
+        f"{bm25.name} baseline p50 {base['recall_ms_p50']:.2f} ms, p95 {base['recall_ms_p95']:.2f} ms"
     )
     print()
     print(f"{'evidence recall@k':<20}{'k':>3}" + "".join(f"{c:>12}" for c in categories) + f"{'overall':>10}")
-    for name, summary in (("omni", ours), ("bm25 baseline", base)):
+    for name, summary in (("omni", ours), (f"{bm25.name} baseline", base)):
         for k in ks:
             row = summary["at_k"][str(k)]
             cells = "".join(f"{row['by_category'][c]:>12.3f}" for c in categories)
@@ -333,8 +385,8 @@ def main() -> None:
     headline, baseline_headline = ours["at_k"][str(args.k)], base["at_k"][str(args.k)]
     gain = headline["recall"] - baseline_headline["recall"]
     print(
-        f"\nrecall@{args.k}: omni {headline['recall']:.3f}, bm25 baseline {baseline_headline['recall']:.3f} "
-        f"({gain:+.3f})"
+        f"\nrecall@{args.k}: omni {headline['recall']:.3f}, "
+        f"{bm25.name} baseline {baseline_headline['recall']:.3f} ({gain:+.3f})"
     )
     if args.misses:
         _print_misses(questions, omni, args.k)
@@ -349,10 +401,11 @@ def main() -> None:
             "recall_ms_p50": ours["recall_ms_p50"],
             "recall_ms_p95": ours["recall_ms_p95"],
             "dataset": data.get("name", args.dataset.name),
+            "database": database,
             "conversations": len(convs),
             "turns": turns,
             "at_k": ours["at_k"],
-            "baseline": {"name": "fts5 bm25 over single turns, naive OR query", **base},
+            "baseline": {"name": BASELINES[bm25.name], **base},
         }
         print(json.dumps(out))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import html
 import re
@@ -61,7 +62,8 @@ MCP_ERROR_CHARS = 160  # a server's error in /status: enough to recognise, short
 @admin_only
 async def cmd_status(update: Update, context: OmniContext) -> None:
     """/status: uptime, model, users, sessions, messages today, memory, database size, version,
-    the tool servers, and LLM usage: everyone's totals and the top users."""
+    replies and asyncio tasks in progress, the tool servers, and LLM usage: everyone's totals and
+    the top users."""
     deps = context.deps
     counts = await deps.store.conversations.stats()
     users = await deps.store.users.count()
@@ -76,6 +78,9 @@ async def cmd_status(update: Update, context: OmniContext) -> None:
         f"memory: {episodes} episodes",
         f"database: {_size(await deps.store.database_bytes())}",
         f"replies in progress: {deps.chats.busy()}",
+        # All of this process's asyncio tasks, this command's own among them: one that keeps
+        # climbing while the bot is idle is a leak (bench/soak.py reads it).
+        f"tasks: {len(asyncio.all_tasks())}",
     ]
     for server in deps.agent.tool_servers():
         error = usage.shorten(server.error or "-", MCP_ERROR_CHARS)
