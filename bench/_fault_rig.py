@@ -11,6 +11,7 @@ without a reply: each chat is answered in order, so that is the one it is about.
 
 from __future__ import annotations
 
+import importlib
 import os
 import re
 import signal
@@ -73,12 +74,11 @@ class Tally:
 def plain_errors() -> frozenset[str]:
     """Every sentence omni may show a user when something fails: each omni error's
     ``user_message``, and the notice for a chat whose queue is full."""
-    import agent.errors
-    import memory.errors
     from bot.chat import BUSY_NOTICE
     from omni.errors import OmniError
 
-    del agent.errors, memory.errors  # imported for their subclasses of OmniError
+    for module in ("agent.errors", "memory.errors"):  # for their subclasses of OmniError
+        importlib.import_module(module)
     found = {BUSY_NOTICE}
     pending: list[type[OmniError]] = [OmniError]
     while pending:

@@ -1,6 +1,7 @@
-"""Episodic memory at scale: one heavy user among many, on one SQLite file.
+"""Episodic memory at scale: one heavy user among many, on one SQLite file (or PostgreSQL).
 
-    python bench/memory_scale.py [--users 1000] [--heavy 100000] [--rows 1000000] [--db PATH] [--json]
+    python bench/memory_scale.py [--users 1000] [--heavy 100000] [--rows 1000000] [--json]
+                                 [--db PATH | --database-url URL | --postgres]
 
 The store is migrated to head in a temporary folder and filled through ``store.episodes.add_many``
 (the bench's and imports' path; the agent's stores the same rows one exchange at a time): one
@@ -17,6 +18,12 @@ the recall-count update), phase 1 alone, the longest the event loop was held whi
 (a ticker task sleeps 1 ms at a time and records its worst overrun: what another chat would
 wait), the cost of handing a read to the read thread, and the database size. ``--db PATH``
 keeps the filled database there and reuses it on the next run (filling 1M rows takes minutes).
+
+``--database-url URL`` runs on that database instead (reused, like ``--db``, when it holds
+episodes already), ``--postgres`` on a throwaway one on the test server (bench/_postgres.py).
+On PostgreSQL the filled table is vacuumed and analysed before the recalls, as autovacuum would
+soon do after a bulk insert: the planner's statistics, the visibility map and GIN's pending
+list are then those of a database in use, not of one a second after the load.
 """
 
 from __future__ import annotations
@@ -38,6 +45,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench import _postgres  # noqa: E402
 from memory.migrate import upgrade  # noqa: E402
 from memory.recall import lexical_candidates  # noqa: E402
 from memory.store import Store, open_store  # noqa: E402
@@ -165,14 +173,23 @@ def questions_for(rng: random.Random, words: Words, texts: list[str], n: int) ->
     return out
 
 
-async def run(args: argparse.Namespace, db_path: Path, reuse: bool) -> dict[str, Any]:
+async def settle(store: Store) -> None:
+    """PostgreSQL only: what autovacuum does soon after a bulk insert, done now."""
+    if store.db.dialect == "postgresql":
+        async with store.db.engine.connect() as conn:
+            autocommit = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            await autocommit.exec_driver_sql("VACUUM ANALYZE episodes")
+
+
+async def run(args: argparse.Namespace, url: str) -> dict[str, Any]:
     rng = random.Random(13)
     words = Words(rng, VOCABULARY)
     start = datetime(2024, 1, 1, tzinfo=UTC)
     heavy, medium = "user:1", "user:2"
     others = max(args.users - 2, 0)
     rest = max(args.rows - args.heavy - args.medium, 0)
-    async with open_store(f"sqlite+aiosqlite:///{db_path}") as store:
+    async with open_store(url) as store:
+        reuse = await store.episodes.count() > 0
         result: dict[str, Any] = {"users": args.users, "reused": reuse}
         if not reuse:
             heavy_n, heavy_s = await fill(store, heavy, args.heavy, words, start)
@@ -184,6 +201,7 @@ async def run(args: argparse.Namespace, db_path: Path, reuse: bool) -> dict[str,
                 other_n, other_s = other_n + n, other_s + s
             ingest_s = heavy_s + medium_s + other_s
             result["ingest_episodes_per_s"] = (heavy_n + medium_n + other_n) / ingest_s if ingest_s else 0.0
+            await settle(store)
         result["episodes"] = await store.episodes.count()
         result["database_bytes"] = await store.database_bytes() or 0
         result["hand_off_ms_p50"] = await hand_off(store)
@@ -203,13 +221,16 @@ def main() -> None:
     parser.add_argument("--questions", type=int, default=200)
     parser.add_argument("--db", type=Path, help="keep the filled database here; reuse it if it exists")
     parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    _postgres.add_arguments(parser)
     args = parser.parse_args()
+    if args.db and (args.database_url or args.postgres):
+        parser.error("--db names an SQLite file: give it, --database-url or --postgres, not two")
     with tempfile.TemporaryDirectory(prefix="omni-bench-scale-") as tmp:
-        db_path = args.db or Path(tmp) / "scale.db"
-        reuse = db_path.exists()
-        upgrade(f"sqlite+aiosqlite:///{db_path}")
-        out = asyncio.run(run(args, db_path, reuse))
-    ingest = "reused" if reuse else f"ingest {out['ingest_episodes_per_s']:,.0f} episodes/s"
+        sqlite_url = f"sqlite+aiosqlite:///{args.db or Path(tmp) / 'scale.db'}"
+        with _postgres.chosen(args, sqlite_url) as url:
+            upgrade(url)
+            out = asyncio.run(run(args, url))
+    ingest = "reused" if out["reused"] else f"ingest {out['ingest_episodes_per_s']:,.0f} episodes/s"
     print(
         f"{out['episodes']:,} episodes of {out['users']:,} users: {ingest}, "
         f"database {out['database_bytes'] / 1e6:,.1f} MB; a read handed to the read thread and "

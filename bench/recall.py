@@ -50,7 +50,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench import _postgres  # noqa: E402
-from memory._url import sqlite_path  # noqa: E402
+from memory._url import describe, sqlite_path  # noqa: E402
 from memory.migrate import upgrade  # noqa: E402
 from memory.recall import two_phase_recall  # noqa: E402
 from memory.store import Store, open_store  # noqa: E402
@@ -255,7 +255,7 @@ async def measure(
     ingest_s = 0.0
     async with open_store(url) as store:
         if await store.episodes.count():  # its owners' turns would mix with the dataset's
-            _fail(f"the database {url.split('@')[-1]} already holds episodes: give an empty one")
+            _fail(f"the database {describe(url)} already holds episodes: give an empty one")
         for conv in data["conversations"]:
             ingest_s += await ingest(store, conv)
         if PREPARE is not None:  # --embeddings: every episode embedded before any question

@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 STOP_POLLING_S = 3.0  # stopping the updater confirms the last offset with one short call
 DRAIN_S = 5.0  # in-flight replies get this long to finish at shutdown
 APP_STOP_S = 1.5
+SWEEP_EVERY_S = 2.5  # the most time between two rounds of renewing and taking over claims
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,8 +174,10 @@ async def _replay(app: OmniApplication, deps: BotDeps) -> None:
 
 async def _keep_claims(app: OmniApplication, deps: BotDeps) -> None:
     """Renew the leases of the updates this worker answers, and take over those of workers
-    that stopped renewing theirs: three times per lease, so one slow round costs no claim."""
-    every = deps.store.updates.lease.total_seconds() / 3
+    that stopped renewing theirs: at least three times per lease, so one slow round costs no
+    claim, and every few seconds, so an update a killed webhook worker recorded but never
+    claimed waits little longer than its grace (memory/updates.py: UNCLAIMED_GRACE)."""
+    every = min(deps.store.updates.lease.total_seconds() / 3, SWEEP_EVERY_S)
     while True:
         await asyncio.sleep(every)
         try:

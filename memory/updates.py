@@ -28,6 +28,10 @@ from memory.models import InboundUpdate, Message
 from memory.types import PendingUpdate, UpdateStatus
 
 _OPEN = ("received", "processing")
+# A recorded update the gate claims within milliseconds unless its worker died first. Past this,
+# another worker replays it; should the recording worker be merely slow, the claim still lets
+# only one of them answer it.
+UNCLAIMED_GRACE = timedelta(seconds=2)
 
 
 # Built once, with bound parameters: building and keying a statement per call costs more than
@@ -211,13 +215,13 @@ class UpdateLedger:
             return value
 
     async def pending(
-        self, owner: str, max_attempts: int = 3, *, unclaimed_after: timedelta | None = None
+        self, owner: str, max_attempts: int = 3, *, unclaimed_after: timedelta = UNCLAIMED_GRACE
     ) -> list[PendingUpdate]:
         """Open updates another worker may no longer be answering, oldest first, for replay:
         claimed by a worker whose lease ran out or was released, or never claimed (recorded by a
-        webhook that died before its gate ran) for ``unclaimed_after`` (default: the lease)."""
+        webhook that died before its gate ran) for ``unclaimed_after``."""
         now = datetime.now(UTC)
-        recorded_before = now - (self.lease if unclaimed_after is None else unclaimed_after)
+        recorded_before = now - unclaimed_after
         async with self._db.session() as db:
             rows = await db.scalars(
                 select(InboundUpdate)

@@ -10,6 +10,7 @@ intact with its write-ahead log checkpointed away.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -108,7 +109,15 @@ def stop(proc: subprocess.Popen[Any], sig: signal.Signals) -> Stopped:
     proc.send_signal(sig)
     code = proc.wait(timeout=EXIT_WITHIN_S + 5)
     took = time.monotonic() - started
-    return Stopped(code, took, {pid for pid in tree if alive(pid)})
+    left = {pid for pid in tree if alive(pid)}
+    for pid in left:  # reported by the test; not left to outlive it
+        kill_quietly(pid)
+    return Stopped(code, took, left)
+
+
+def kill_quietly(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
 
 
 # -- the database ----------------------------------------------------------------------------
@@ -181,7 +190,7 @@ def spawn(
     yield start
     for proc in procs:
         for pid in descendants(proc.pid):
-            with_suppressed_kill(pid)
+            kill_quietly(pid)
         if proc.poll() is None:
             proc.kill()
             proc.wait(10)
@@ -190,13 +199,6 @@ def spawn(
                 stream.close()
     for log in logs:
         log.close()
-
-
-def with_suppressed_kill(pid: int) -> None:
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 def db_of(tmp_path: Path) -> Path:

@@ -92,6 +92,13 @@ def _estimate_tokens(text: str) -> int:
     return max(1, len(text) // 4) if text else 0
 
 
+def _user_said(body: dict[str, Any], word: str) -> bool:
+    """Whether the request's last message is a user message containing ``word``."""
+    messages = body.get("messages") or [None]
+    last = messages[-1]
+    return isinstance(last, dict) and last.get("role") == "user" and word in _text_of(last.get("content"))
+
+
 def _echo(body: dict[str, Any]) -> str:
     for message in reversed(body.get("messages") or []):
         if isinstance(message, dict) and message.get("role") == "user":
@@ -114,6 +121,10 @@ class FakeLLM:
         self._down_until = 0.0  # time.monotonic() until which completions fail (outage)
         self._down_status = 503
         self.models: frozenset[str] | None = None  # when set, the only models served
+        # (word, call): with an empty queue, a request whose last message is a user message
+        # containing the word is answered with that tool call (bench/soak.py: tool rounds that
+        # stay with their turn however requests interleave). The call's result gets the echo.
+        self.tool_rule: tuple[str, dict[str, Any]] | None = None
         self.app = Starlette(
             routes=[
                 Route("/v1/chat/completions", self._completions, methods=["POST"]),
@@ -184,6 +195,8 @@ class FakeLLM:
                 return ScriptedReply(status=self._down_status)
             if self._queue:
                 return self._queue.popleft()
+            if self.tool_rule is not None and _user_said(body, self.tool_rule[0]):
+                return ScriptedReply(tool_calls=[self.tool_rule[1]], delay=self.default_delay)
             return ScriptedReply(text=_echo(body), delay=self.default_delay)
 
     def _tool_calls(self, calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
