@@ -96,10 +96,8 @@ class Rig:
         self.data_dir = data_dir or workdir / "data"
         self.tg, self.llm = FakeTelegram(), FakeLLM()
         self._stack = ExitStack()
-        self._llm_stack = ExitStack()
-        self.tg_url = self._stack.enter_context(serve_in_thread(self.tg.app))
-        self.llm_url = self._llm_stack.enter_context(serve_in_thread(self.llm.app))
-        self._llm_port = int(self.llm_url.rsplit(":", 1)[1])
+        self._llm_stack = ExitStack()  # apart: the LLM's server is stopped and started again
+        self.tg_url = self.llm_url = ""
         self.skills = skills
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
@@ -107,6 +105,12 @@ class Rig:
         self._plain = plain_errors()
 
     def __enter__(self) -> Rig:
+        try:
+            self.tg_url = self._stack.enter_context(serve_in_thread(self.tg.app))
+            self.llm_url = self._llm_stack.enter_context(serve_in_thread(self.llm.app))
+        except BaseException:
+            self._stack.close()
+            raise
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -122,7 +126,8 @@ class Rig:
 
     def llm_start(self) -> None:
         self._llm_stack = ExitStack()
-        self._llm_stack.enter_context(serve_in_thread(self.llm.app, self._llm_port))
+        port = int(self.llm_url.rsplit(":", 1)[1])  # the same address: the bot knows no other
+        self._llm_stack.enter_context(serve_in_thread(self.llm.app, port))
 
     # -- the bot process ------------------------------------------------------------------------
 
@@ -314,42 +319,52 @@ class Rig:
         return {a.update_id: counts.get(a.text, 0) for a in self.asked}
 
 
+class CannotMount(Exception):
+    """No small file system can be mounted here (not root, or no mount in this container)."""
+
+
 @contextmanager
 def small_disk(mount_point: Path, megabytes: int) -> Iterator[str]:
-    """A file system of ``megabytes`` at ``mount_point``: tmpfs, else a loop-mounted ext4
-    image; yields which. Raises ``OSError`` saying why when neither can be mounted here."""
+    """A file system of ``megabytes`` at ``mount_point`` for the block: tmpfs, else a
+    loop-mounted ext4 image; yields which. Raises :class:`CannotMount` saying why."""
     mount_point.mkdir(parents=True, exist_ok=True)
-    reasons: list[str] = []
-    attempts = [
-        ("tmpfs", ["mount", "-t", "tmpfs", "-o", f"size={megabytes}m", "tmpfs", str(mount_point)]),
-    ]
     image = mount_point.parent / f"{mount_point.name}.img"
-    for kind, cmd in attempts:
-        done = subprocess.run(cmd, capture_output=True, text=True)
-        if done.returncode == 0:
-            break
-        reasons.append(f"{kind}: {done.stderr.strip() or done.returncode}")
-    else:
-        kind = "ext4 loop image"
-        try:
-            with image.open("wb") as f:
-                f.truncate(megabytes * 1024 * 1024)
-            subprocess.run(["mkfs.ext4", "-q", str(image)], check=True, capture_output=True)
-            done = subprocess.run(
-                ["mount", "-o", "loop", str(image), str(mount_point)], capture_output=True, text=True
-            )
-        except (OSError, subprocess.CalledProcessError) as exc:
-            raise OSError(
-                f"cannot make a small file system here ({'; '.join(reasons)}; ext4: {exc})"
-            ) from exc
-        if done.returncode != 0:
-            reasons.append(f"ext4 loop: {done.stderr.strip() or done.returncode}")
-            raise OSError(f"cannot mount a small file system here: {'; '.join(reasons)}")
+    try:
+        kind = _mount(mount_point, megabytes, image)
+    except CannotMount:
+        image.unlink(missing_ok=True)
+        raise
     try:
         yield kind
     finally:
-        subprocess.run(["umount", str(mount_point)], capture_output=True)
+        if _run("umount", str(mount_point)):  # busy: detach now, freed when the last user goes
+            _run("umount", "-l", str(mount_point))
         image.unlink(missing_ok=True)
+
+
+def _mount(mount_point: Path, megabytes: int, image: Path) -> str:
+    tmpfs = _run("mount", "-t", "tmpfs", "-o", f"size={megabytes}m", "tmpfs", str(mount_point))
+    if not tmpfs:
+        return "tmpfs"
+    try:
+        with image.open("wb") as f:
+            f.truncate(megabytes << 20)
+    except OSError as exc:
+        raise CannotMount(f"tmpfs: {tmpfs}; ext4 image: {exc}") from exc
+    loop = _run("mkfs.ext4", "-q", "-F", str(image))
+    loop = loop or _run("mount", "-o", "loop", str(image), str(mount_point))
+    if not loop:
+        return "ext4 loop image"
+    raise CannotMount(f"tmpfs: {tmpfs}; ext4 image: {loop}")
+
+
+def _run(*cmd: str) -> str:
+    """Run ``cmd``; why it failed, or "" when it worked."""
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True)
+    except OSError as exc:  # no such program here
+        return str(exc)
+    return "" if done.returncode == 0 else (done.stderr.strip() or f"{cmd[0]} exited {done.returncode}")
 
 
 def fill(path: Path) -> int:

@@ -38,7 +38,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from contextlib import closing
+from contextlib import ExitStack, closing
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -46,7 +46,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from agent.llm import RetryPolicy  # noqa: E402
-from bench._fault_rig import USERS, Asked, Rig, fill, small_disk  # noqa: E402
+from bench._fault_rig import USERS, Asked, CannotMount, Rig, fill, small_disk  # noqa: E402
 from memory.errors import StoreFull  # noqa: E402
 from tests.fakes.llm_api import ScriptedReply  # noqa: E402
 
@@ -94,7 +94,7 @@ def _count(rig: Rig, figures: Figures, started: float) -> Figures:
         if DEAD_TASK in line:  # asyncio says so when the task is collected, at the latest at exit
             figures.problems.append(f"{DEAD_TASK_PROBLEM}: {line[:200]}")
         else:
-            figures.problems.append(f"the bot logged an unhandled error: {line[:300]}")
+            figures.problems.append(f"the bot logged an error: {line[:300]}")
     return figures
 
 
@@ -280,6 +280,7 @@ def mcp_kill(workdir: Path, quick: bool) -> Figures:
         if outcome.startswith("Error"):
             figures.problems.append(f"a tool call failed before any fault: {outcome[:160]}")
         recoveries: list[float] = []
+        first_outcomes: list[str] = []  # what the tool call right after each kill got
         for n in range(kills):
             child = _skills_child(rig)
             if child is None:
@@ -288,6 +289,7 @@ def mcp_kill(workdir: Path, quick: bool) -> Figures:
             killed_at = time.perf_counter()
             os.kill(child, signal.SIGKILL)
             outcome, at = _tool_turn(rig, users[n % 2])
+            first_outcomes.append(outcome)
             figures.notes.append(f"kill {n + 1}: the next tool call got: {outcome[:150]!r}")
             tries = 1
             while outcome.startswith("Error") and tries < 30:
@@ -312,8 +314,7 @@ def mcp_kill(workdir: Path, quick: bool) -> Figures:
         rig.settle(SETTLE_S)
         _count(rig, figures, started)
         figures.recovery_s = round(max(recoveries), 2) if recoveries else None
-        errors = [n for n in figures.notes if "got: 'Error" in n]
-        if any("skills" not in n for n in errors):
+        if any(o.startswith("Error") and "'skills'" not in o for o in first_outcomes):
             figures.problems.append("a tool error does not name the server that failed")
         if not rig.alive():
             figures.problems.append("the bot died with its skills server")
@@ -331,13 +332,14 @@ def disk_full(workdir: Path, quick: bool) -> Figures:
         f"{len(users)} users: {per_phase} messages on a full disk, the disk filling with "
         f"{len(users)} answers in flight, {per_phase} messages after",
     )
-    try:
-        with small_disk(workdir / "disk", 8) as kind:
-            figures.size += f" ({kind}, 8 MB)"
-            return _disk_full(workdir, users, per_phase, figures)
-    except OSError as exc:
-        figures.skipped = str(exc)
-        return figures
+    with ExitStack() as stack:
+        try:
+            kind = stack.enter_context(small_disk(workdir / "disk", 8))
+        except CannotMount as exc:
+            figures.skipped = str(exc)
+            return figures
+        figures.size += f" ({kind}, 8 MB)"
+        return _disk_full(workdir, users, per_phase, figures)
 
 
 def _first_kinds(rig: Rig, asked: list[Asked]) -> Counter[str]:

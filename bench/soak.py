@@ -9,10 +9,12 @@ first (``skills__current_time``, through the skills server).
 
 Measured from outside, at three idle points (every answer out): after start-up, after the
 warm-up (the first ``--warm-up`` share of the messages) and at the end; the growth is end
-against warm-up. RSS, open file descriptors (/proc/PID/fd) and threads of the bot and of its
+against warm-up. RSS, open file descriptors (/proc/PID/fd; sockets apart, as most are pooled
+keep-alive connections that come and go with the load) and threads of the bot and of its
 child processes; the bot's asyncio tasks as its admin ``/status`` shows them. A sample every
-second besides gives the peaks. Reply latency, of the messages after the warm-up, runs from
-the update's arrival at the fake to the reply's.
+second besides gives the peaks, and a last look after ``--settle`` idle seconds shows the
+pools emptied. Reply latency, of the messages after the warm-up, runs from the update's
+arrival at the fake to the reply's.
 
 Then the bot gets SIGTERM (exit 0 expected) and the database is checked, exactly: every update
 answered, one user and one assistant message per user message plus the tool rounds' two (the
@@ -20,7 +22,7 @@ assistant's call, the tool's result), two episodes per exchange; and every user 
 their answers, in order.
 
     python bench/soak.py [--messages 10000] [--users 100] [--rate 25] [--in-flight 32]
-                         [--tool-every 10] [--quick] [--json]
+                         [--tool-every 10] [--settle 10] [--quick] [--json]
 
 ``--quick`` is 600 messages from 20 users. Exit code 1 when a count or an answer is wrong;
 with ``--json`` the last line is one JSON object with every figure.
@@ -97,6 +99,7 @@ class Usage:
 
     rss_mb: float
     fds: int
+    sockets: int  # of the fds: mostly pooled keep-alive connections, closed after seconds idle
     threads: int
     child_rss_mb: float
     child_fds: int
@@ -104,20 +107,32 @@ class Usage:
 
     @classmethod
     def of(cls, pid: int) -> Usage:
-        rss, fds, threads = cls._one(pid)
+        rss, fds, sockets, threads = cls._one(pid)
         child_rss = child_fds = children = 0
         for child in _descendants(pid):
             try:
-                c_rss, c_fds, _ = cls._one(child)
+                c_rss, c_fds, _, _ = cls._one(child)
             except (OSError, RuntimeError):  # gone meanwhile (a zombie has no VmRSS)
                 continue
             child_rss, child_fds, children = child_rss + c_rss, child_fds + c_fds, children + 1
-        return cls(rss / 1024, fds, threads, child_rss / 1024, child_fds, children)
+        return cls(rss / 1024, fds, sockets, threads, child_rss / 1024, child_fds, children)
+
+    @property
+    def other_fds(self) -> int:
+        """Files, pipes, the event loop's epoll: what should not move at all once warm."""
+        return self.fds - self.sockets
 
     @staticmethod
-    def _one(pid: int) -> tuple[int, int, int]:
+    def _one(pid: int) -> tuple[int, int, int, int]:
         rss = _status_field(pid, "VmRSS")
-        return rss, len(os.listdir(f"/proc/{pid}/fd")), _status_field(pid, "Threads")
+        fds = sockets = 0
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            try:
+                sockets += os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:")
+            except OSError:  # closed while we looked
+                continue
+            fds += 1
+        return rss, fds, sockets, _status_field(pid, "Threads")
 
 
 @dataclass
@@ -374,9 +389,11 @@ class Result:
     p50_ms: float
     p95_ms: float
     start_s: float
+    settle_s: float
     start: Checkpoint
     warm: Checkpoint
     end: Checkpoint
+    idle: Usage  # --settle seconds after the end
     peak_rss_mb: float
     peak_child_rss_mb: float
     peak_fds: int
@@ -411,6 +428,8 @@ def run(args: argparse.Namespace) -> Result:
         end = soak.checkpoint()
         seconds = time.perf_counter() - began
         sampler.stop()
+        time.sleep(args.settle)  # idle: pooled connections expire
+        idle = Usage.of(soak.pid)
         exit_code = soak.stop()
         rows = count_rows(soak.data / "omni.db")
         problems = soak.wrong_answers() + wrong_counts(rows, args.messages, soak.statuses, soak.tool_asks)
@@ -426,9 +445,11 @@ def run(args: argparse.Namespace) -> Result:
             p50_ms=statistics.median(latencies),
             p95_ms=statistics.quantiles(latencies, n=100)[94],
             start_s=start_s,
+            settle_s=args.settle,
             start=start,
             warm=warm,
             end=end,
+            idle=idle,
             peak_rss_mb=max(s.rss_mb for s in samples),
             peak_child_rss_mb=max(s.child_rss_mb for s in samples),
             peak_fds=max(s.fds for s in samples),
@@ -457,13 +478,16 @@ def report(r: Result) -> str:
             row(
                 "skills RSS (MB)", [p.usage.child_rss_mb for p in points], ".1f", f"{r.child_rss_growth:+.1%}"
             ),
-            counted("bot fds", [p.usage.fds for p in points]),
+            counted("bot fds, no sockets", [p.usage.other_fds for p in points]),
+            counted("bot sockets", [p.usage.sockets for p in points]),
             counted("skills fds", [p.usage.child_fds for p in points]),
             counted("bot threads", [p.usage.threads for p in points]),
             counted("child processes", [p.usage.children for p in points]),
             counted("asyncio tasks (idle)", [p.tasks for p in points]),
             f"peaks (1 s samples): bot RSS {r.peak_rss_mb:.1f} MB, skills RSS {r.peak_child_rss_mb:.1f} MB, "
             f"bot fds {r.peak_fds}",
+            f"after {r.settle_s:g} s idle: bot sockets {r.idle.sockets}, fds {r.idle.fds}, "
+            f"RSS {r.idle.rss_mb:.1f} MB",
             "rows: "
             + ", ".join(f"{k} {v}" for k, v in r.rows.items() if k != "integrity_ok")
             + f"; integrity {'ok' if r.rows['integrity_ok'] else 'FAILED'}; SIGTERM -> exit {r.exit_code}",
@@ -487,6 +511,7 @@ def main() -> None:
         default=10,
         help="a user's every Nth message gets a tool round; 0: none (10)",
     )
+    parser.add_argument("--settle", type=float, default=10.0, help="idle seconds before the last look (10)")
     parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     args = parser.parse_args()
     if args.quick:

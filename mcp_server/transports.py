@@ -4,7 +4,9 @@ Both HTTP modes also answer ``GET /health`` and ``GET /ready``, check ``Host``/`
 every request (DNS-rebinding protection) and, with ``OMNI_MCP_TOKEN`` set, a bearer token; they
 refuse to start without one beyond loopback or with the shell on (``mcp_server.http``). Stdio
 needs no token: the client that started the process is trusted. SIGINT/SIGTERM, or EOF on stdin
-for stdio, end the server cleanly with exit code 0.
+for stdio, end the server cleanly with exit code 0. Over HTTP, requests in flight (a tool call)
+get up to ``drain.DRAIN_S`` to finish and send their result first; then the event streams
+clients hold open are ended, so the stop does not wait them out (``mcp_server.drain``).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 import anyio
 from anyio.abc import TaskStatus
 
+from mcp_server.drain import DRAIN_S, Drain
 from mcp_server.server import SkillsServer, build_server
 from mcp_server.watch import watch_skills
 from omni.settings import Settings
@@ -147,23 +150,28 @@ async def _serve_http(server: SkillsServer, access: HttpAccess, transport: str, 
     except (OSError, OverflowError) as exc:  # in use, no permission, unknown host, bad port
         log.error("cannot listen on %s:%s: %s", host, port, getattr(exc, "strerror", None) or exc)
         return EXIT_BIND
+    drain = Drain()
+    server.middleware.append(drain)
     # log_config=None: uvicorn's lines go through our handler (format, redaction), not its own.
+    # Its deadline comes after the drain's, which ends the streams before it.
     config = uvicorn.Config(
-        build_app(server, transport, access),
+        drain.wrap(build_app(server, transport, access)),
         log_level="warning",
         log_config=None,
-        timeout_graceful_shutdown=2,
+        timeout_graceful_shutdown=DRAIN_S + 1,
     )
     uv = QuietSignalsServer(config)
     bound = sock.getsockname()
     path = "/mcp" if transport == "http" else "/sse"
     log.info("skills server (%s) listening on http://%s:%s%s", transport, _url_host(bound[0]), bound[1], path)
 
-    def stop() -> None:
-        uv.should_exit = True
-
     try:
         async with anyio.create_task_group() as tg:
+
+            def stop() -> None:
+                uv.should_exit = True  # no new connections; responses under way go on
+                tg.start_soon(drain.run)
+
             await tg.start(_stop_on_signal, stop)
             await uv.serve(sockets=[sock])
             tg.cancel_scope.cancel()

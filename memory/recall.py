@@ -149,7 +149,7 @@ _CANDIDATES = _candidates("")
 _CANDIDATES_IN_PERIODS = _candidates(f" * (1.0 + {DATE_BOOST} * ({_IN_PERIOD}))")
 
 
-_POSTGRES = PostgresPhaseOne(CONTEXT_WEIGHT, SPEAKER_WEIGHT, DATE_BOOST)
+_POSTGRES = PostgresPhaseOne(CONTEXT_WEIGHT, SPEAKER_WEIGHT, DATE_BOOST, SCORE_BUDGET)
 
 
 # How many of the owner's episodes hold a term, counted up to a cap: matching is cheap (FTS5

@@ -1,8 +1,9 @@
 """Every long-running command stops cleanly on SIGTERM and on SIGINT (issue 14).
 
 Each test starts the real command against the fakes, makes it do work, reads its process tree
-from /proc, sends one signal to the command alone (as a supervisor does; a terminal's Ctrl-C
-would reach the whole group) and checks what a user or an operator would see: exit code 0,
+from /proc, sends one signal, to the command alone (as a supervisor does) or to its whole
+process group (as a terminal's Ctrl-C does: the skills server gets it too), and checks what a
+user or an operator would see: exit code 0,
 every process it had started gone (the skills server the bot and the chat spawn), the work in
 flight delivered or left open for a restart to resume (never lost), and the SQLite database
 intact with its write-ahead log checkpointed away.
@@ -102,11 +103,15 @@ class Stopped:
     left: set[int]  # processes of the tree recorded before the signal still running after exit
 
 
-def stop(proc: subprocess.Popen[Any], sig: signal.Signals) -> Stopped:
-    """Record the tree, send ``sig`` to the command alone, wait for its exit."""
+def stop(proc: subprocess.Popen[Any], sig: signal.Signals, *, group: bool = False) -> Stopped:
+    """Record the tree, send ``sig`` to the command alone or to its process group (it leads
+    one: ``spawn``), wait for its exit."""
     tree = descendants(proc.pid)
     started = time.monotonic()
-    proc.send_signal(sig)
+    if group:
+        os.killpg(proc.pid, sig)
+    else:
+        proc.send_signal(sig)
     code = proc.wait(timeout=EXIT_WITHIN_S + 5)
     took = time.monotonic() - started
     left = {pid for pid in tree if alive(pid)}
@@ -182,7 +187,12 @@ def spawn(
         log = (tmp_path / f"omni-{len(procs)}.log").open("wb")
         logs.append(log)
         proc = subprocess.Popen(
-            [*omni_cmd, *args], env={**env, **extra}, stdin=stdin, stdout=subprocess.PIPE, stderr=log
+            [*omni_cmd, *args],
+            env={**env, **extra},
+            stdin=stdin,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            start_new_session=True,  # its own process group, as a shell gives a command
         )
         procs.append(proc)
         return proc
@@ -205,6 +215,13 @@ def db_of(tmp_path: Path) -> Path:
     return tmp_path / "data" / "omni.db"
 
 
+def assert_quiet(tmp_path: Path) -> None:
+    """A clean stop logs no error and no traceback."""
+    for log in tmp_path.glob("omni-*.log"):
+        text = log.read_text(errors="replace")
+        assert "Traceback" not in text and " ERROR " not in text, text[-3000:]
+
+
 # -- omni bot ----------------------------------------------------------------------------------
 
 
@@ -219,13 +236,14 @@ def test_bot_on_sigterm_finishes_a_quick_reply_then_exits_zero_with_no_processes
     stopped = stop(bot, signal.SIGTERM)
     assert stopped.code == 0
     assert stopped.left == set()
+    assert_quiet(tmp_path)
     assert fakes.tg.texts(USER) == ["here it is"]  # in flight at the signal, finished
     db = db_of(tmp_path)
     assert_closed_cleanly(db)
     assert query(db, "SELECT status FROM updates WHERE update_id = ?", update_id) == [("answered",)]
 
 
-def test_bot_on_sigint_leaves_a_slow_reply_open_for_the_next_start(
+def test_bot_on_ctrl_c_leaves_a_slow_reply_open_for_the_next_start(
     spawn: Callable[..., subprocess.Popen[Any]], fakes: Fakes, tmp_path: Path
 ) -> None:
     fakes.llm.enqueue(ScriptedReply(text="too late", delay=60))
@@ -233,9 +251,10 @@ def test_bot_on_sigint_leaves_a_slow_reply_open_for_the_next_start(
     update_id = fakes.tg.push_text(USER, "a long question")
     wait_until(lambda: fakes.llm.requests, what="the LLM call")
     assert skills_children(bot.pid)
-    stopped = stop(bot, signal.SIGINT)
+    stopped = stop(bot, signal.SIGINT, group=True)
     assert stopped.code == 0 and stopped.took < EXIT_WITHIN_S
     assert stopped.left == set()
+    assert_quiet(tmp_path)
     assert fakes.tg.texts(USER) == []
     db = db_of(tmp_path)
     assert_closed_cleanly(db)
@@ -260,7 +279,7 @@ def _say(chat: subprocess.Popen[Any], line: str) -> None:
     chat.stdin.flush()
 
 
-def test_chat_waiting_for_input_exits_zero_on_sigint_with_no_processes_left(
+def test_chat_waiting_for_input_exits_zero_on_ctrl_c_with_no_processes_left(
     spawn: Callable[..., subprocess.Popen[Any]], fakes: Fakes, tmp_path: Path
 ) -> None:
     chat = _chat(spawn)
@@ -268,9 +287,10 @@ def test_chat_waiting_for_input_exits_zero_on_sigint_with_no_processes_left(
     assert chat.stdout is not None
     assert chat.stdout.readline() == b"echo: hello\n"
     assert skills_children(chat.pid), "the skills server was not running as the chat's child"
-    stopped = stop(chat, signal.SIGINT)  # stdin stays open: the chat is waiting for the next line
+    stopped = stop(chat, signal.SIGINT, group=True)  # stdin open: waiting for the next line
     assert stopped.code == 0
     assert stopped.left == set()
+    assert_quiet(tmp_path)
     assert chat.stdout.read() == b""
     assert_closed_cleanly(db_of(tmp_path))
 
@@ -286,6 +306,7 @@ def test_chat_generating_a_reply_exits_zero_on_sigterm_and_keeps_the_question(
     stopped = stop(chat, signal.SIGTERM)
     assert stopped.code == 0 and stopped.took < 5
     assert stopped.left == set()
+    assert_quiet(tmp_path)
     assert chat.stdout is not None and chat.stdout.read() == b""
     db = db_of(tmp_path)
     assert_closed_cleanly(db)
@@ -376,6 +397,7 @@ async def test_mcp_over_http_finishes_a_tool_call_then_exits_zero(
             scope.cancel()
     assert stopped.code == 0 and stopped.took < 5
     assert stopped.left == set()
+    assert_quiet(tmp_path)
     assert results == ["rested"]  # in flight at the signal, finished
 
 
@@ -400,5 +422,6 @@ def test_mcp_over_stdio_exits_zero_with_a_call_in_flight(
     stopped = stop(server, sig)  # stdin stays open: the signal alone ends it
     assert stopped.code == 0 and stopped.took < 3
     assert stopped.left == set()
+    assert_quiet(tmp_path)
     # Whatever was written is protocol: the client that started the server reads stdout.
     assert all(json.loads(line)["jsonrpc"] == "2.0" for line in server.stdout.read().splitlines())

@@ -92,11 +92,11 @@ def _estimate_tokens(text: str) -> int:
     return max(1, len(text) // 4) if text else 0
 
 
-def _user_said(body: dict[str, Any], word: str) -> bool:
-    """Whether the request's last message is a user message containing ``word``."""
-    messages = body.get("messages") or [None]
-    last = messages[-1]
-    return isinstance(last, dict) and last.get("role") == "user" and word in _text_of(last.get("content"))
+def _asks_for_tool(body: dict[str, Any], word: str) -> bool:
+    """Whether the request offers tools and its last message is a user message with ``word``."""
+    last = (body.get("messages") or [None])[-1]
+    said = isinstance(last, dict) and last.get("role") == "user" and word in _text_of(last.get("content"))
+    return said and bool(body.get("tools"))
 
 
 def _echo(body: dict[str, Any]) -> str:
@@ -121,9 +121,10 @@ class FakeLLM:
         self._down_until = 0.0  # time.monotonic() until which completions fail (outage)
         self._down_status = 503
         self.models: frozenset[str] | None = None  # when set, the only models served
-        # (word, call): with an empty queue, a request whose last message is a user message
-        # containing the word is answered with that tool call (bench/soak.py: tool rounds that
-        # stay with their turn however requests interleave). The call's result gets the echo.
+        # (word, call): with an empty queue, a request that offers tools and whose last message
+        # is a user message containing the word is answered with that tool call (bench/soak.py:
+        # tool rounds that stay with their turn however requests interleave; a summary request,
+        # offering no tools, still gets the echo). The call's result gets the echo too.
         self.tool_rule: tuple[str, dict[str, Any]] | None = None
         self.app = Starlette(
             routes=[
@@ -195,7 +196,7 @@ class FakeLLM:
                 return ScriptedReply(status=self._down_status)
             if self._queue:
                 return self._queue.popleft()
-            if self.tool_rule is not None and _user_said(body, self.tool_rule[0]):
+            if self.tool_rule is not None and _asks_for_tool(body, self.tool_rule[0]):
                 return ScriptedReply(tool_calls=[self.tool_rule[1]], delay=self.default_delay)
             return ScriptedReply(text=_echo(body), delay=self.default_delay)
 
