@@ -304,9 +304,11 @@ class Rig:
         time.sleep(quiet)
         return True
 
-    def first_answer_after(self, at: float) -> float | None:
-        """Seconds from ``at`` (perf_counter) to the first answer sent after it."""
-        times = [r.at for rs in self.replies().values() for r in rs if r.kind == "answer" and r.at >= at]
+    def first_answer_after(self, at: float, before: float = float("inf")) -> float | None:
+        """Seconds from ``at`` (perf_counter) to the first answer sent after it (and ``before``)."""
+        times = [
+            r.at for rs in self.replies().values() for r in rs if r.kind == "answer" and at <= r.at < before
+        ]
         return round(min(times) - at, 2) if times else None
 
     def llm_asks(self) -> dict[int, int]:

@@ -12,7 +12,8 @@ one plain sentence saying what went wrong: never a traceback, never silence, nev
 - ``mcp_kill``: the skills server the bot started (`omni mcp` over stdio) killed with SIGKILL,
   then a tool call at once (three kills in a row at full size);
 - ``disk_full``: the data folder on a small tmpfs (or loop-mounted ext4) filled up with a
-  ballast file while users write; then the ballast deleted. The database must pass
+  ballast file before users write, then again while answers are in flight; then the ballast
+  deleted. Users must be told the storage is full, and the database must pass
   ``PRAGMA integrity_check`` afterwards. Skipped, saying why, where nothing can be mounted;
 - ``kill9``: the bot killed with SIGKILL during a load with replies in flight, restarted at
   once (twice at full size): every message answered exactly once; the LLM asked each question
@@ -21,8 +22,12 @@ one plain sentence saying what went wrong: never a traceback, never silence, nev
     python bench/faults.py [--scenario NAME|all] [--quick] [--json]
 
 Printed: per scenario a few lines, then a table (messages sent, answered, errors shown to users,
-duplicates, lost, replies that are neither, recovery time). With ``--json`` the last line is one
-JSON object: ``{"ok": bool, "scenarios": [...]}``. Exit code 0 when every check passed.
+duplicates, lost, replies that are neither, recovery time: from the fault's end to the first
+answer after it; for ``mcp_kill`` from the kill until a tool works again, for ``kill9`` from the
+restart). ERROR lines in the bot's log count as problems too: an error reply names no message,
+so a message told twice and one never answered would otherwise look like two told once. With
+``--json`` the last line is one JSON object: ``{"ok": bool, "scenarios": [...]}``. Exit code 0
+when every check passed.
 """
 
 from __future__ import annotations
@@ -444,19 +449,24 @@ def kill9(workdir: Path, quick: bool) -> Figures:
         rig.settle(SETTLE_S, quiet=1.0 if quick else 3.0)
         _count(rig, figures, started)
         asks = rig.llm_asks()
-        figures.recovery_s = max((rig.first_answer_after(t) or float("inf") for t in restarts), default=None)
+        # Each restart until the next kill: a process killed before it answered anything has None.
+        ends = [*restarts[1:], float("inf")]
+        recoveries = [rig.first_answer_after(t, before=end) for t, end in zip(restarts, ends, strict=True)]
+        figures.recovery_s = max((r for r in recoveries if r is not None), default=None)
         with closing(sqlite3.connect(rig.data_dir / "omni.db")) as db:
             ledger = dict(db.execute("SELECT status, count(*) FROM updates GROUP BY status").fetchall())
         figures.notes += [
             f"messages waiting for their reply at each kill: {in_flight}",
             "restart to polling: "
             + ", ".join(f"{s:.1f} s" for s in polling)
-            + "; to the first answer (litellm's import): "
-            + ", ".join(_seconds(rig.first_answer_after(t)) for t in restarts),
+            + "; to the first answer (after litellm's import): "
+            + ", ".join("none before the next kill" if r is None else f"{r:.1f} s" for r in recoveries),
             f"LLM requests per message: {dict(sorted(Counter(asks.values()).items()))}; ledger: {ledger}",
         ]
         if figures.errors:
             figures.problems.append(f"{figures.errors} users were shown an error after a restart")
+        if recoveries[-1] is None:
+            figures.problems.append("the bot answered nothing after its last restart")
         if not all(in_flight):
             figures.problems.append("a kill found no message in flight: the scenario tested nothing")
         if max(asks.values(), default=0) > 1 + len(kills):

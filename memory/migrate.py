@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 
 # The newest revision in migrations/versions; a test keeps the two in step. It lets start-up
 # skip importing Alembic when the database is already current.
-HEAD_REVISION = "0005_update_leases"
+HEAD_REVISION = "0006_owner_search_index"
 # The tables the head schema has (the models' tables; a test keeps them in step), so a
 # database stamped at head but emptied or half-restored is refused at start, not mid-chat.
 HEAD_TABLES = frozenset(

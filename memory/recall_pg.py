@@ -19,7 +19,12 @@ ranking is what costs, ~3 us a row, and a word in half of a 100,000-episode memo
 word's rows costs as much as ranking them, so here the count is the planner's own estimate:
 ANALYZE's share of episodes that hold the lexeme, times the owner's share of episodes
 (:data:`_ESTIMATES`). Where there are no statistics yet (a new, small database) every clause
-is kept, as a small owner keeps them all on SQLite.
+is kept, as a small owner keeps them all on SQLite. When even the rarest clause is past the
+budget, only its newest matches are ranked (:meth:`PostgresPhaseOne.run` says why).
+
+The owner's matches come from one GIN index over ``(owner_key, search)`` (migrations/versions/
+0006), which intersects the owner's rows with the words' inside the index, as the owner token
+does in SQLite's FTS5 index.
 
 Terms are ``\\w+`` words (:func:`memory.recall.query_terms`) put in the tsquery as literals,
 so nothing a user writes is read as tsquery syntax.

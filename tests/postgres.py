@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -34,6 +35,19 @@ class PostgresServer:
         """The SQLAlchemy async URL of ``database`` on this server."""
         url = make_url(self.admin_url).set(drivername="postgresql+asyncpg", database=database)
         return url.render_as_string(hide_password=False)
+
+    def drop(self, database: str) -> None:
+        """Drop ``database``. An autovacuum worker may still be in it, which plain DROP waits
+        out (a retry) and DROP ... WITH (FORCE) may not end for a role that is no superuser."""
+        for attempt in range(20):
+            try:
+                self.run(f'DROP DATABASE IF EXISTS "{database}"')
+                return
+            except Exception:  # "is being accessed by other users": give it a moment
+                if attempt == 19:
+                    self.run(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+                    return
+                time.sleep(0.1)
 
     def run(self, *statements: str) -> None:
         """Run statements (outside a transaction, as CREATE/DROP DATABASE need) as the admin role."""
@@ -84,7 +98,7 @@ def postgres_template(postgres_server: PostgresServer) -> Iterator[str]:
         upgrade(postgres_server.url_for(name))
         yield name
     finally:
-        postgres_server.run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        postgres_server.drop(name)
 
 
 @pytest.fixture
@@ -95,4 +109,4 @@ def postgres_url(postgres_server: PostgresServer, postgres_template: str) -> Ite
     try:
         yield postgres_server.url_for(name)
     finally:
-        postgres_server.run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        postgres_server.drop(name)

@@ -1,5 +1,5 @@
 """bench/recall.py end to end on a tiny dataset: the contract's JSON line, and a question that
-repeats its evidence's words is recalled."""
+repeats its evidence's words is recalled; on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -85,7 +85,7 @@ def test_json_line_has_the_contract_keys_and_finds_a_verbatim_question(tmp_path:
     assert done.returncode == 0, done.stderr
     out = json.loads(done.stdout.strip().splitlines()[-1])
     assert CONTRACT_KEYS <= out.keys()
-    assert out["k"] == 10 and out["questions"] == 3
+    assert out["k"] == 10 and out["questions"] == 3 and out["database"] == "sqlite"
     assert 0.0 <= out["recall"] <= 1.0
     assert set(out["by_category"]) == {"single-hop", "multi-hop", "temporal"}
     assert all(0.0 <= v <= 1.0 for v in out["by_category"].values())
@@ -105,3 +105,19 @@ def test_unknown_evidence_is_refused(tmp_path: Path) -> None:
     done = _run(dataset)
     assert done.returncode != 0
     assert "D9:9" in done.stderr
+
+
+def test_the_same_run_on_postgresql(tmp_path: Path, postgres_url: str) -> None:
+    dataset = tmp_path / "tiny.json"
+    dataset.write_text(json.dumps(DATASET), encoding="utf-8")
+    done = _run(dataset, "--json", "--database-url", postgres_url)
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert CONTRACT_KEYS <= out.keys()
+    assert out["database"] == "postgresql" and out["questions"] == 3
+    assert out["by_category"]["single-hop"] == 1.0  # the question repeats its evidence's words
+    assert out["baseline"]["name"].startswith("postgresql ts_rank")
+    assert out["baseline"]["at_k"]["10"]["by_category"]["single-hop"] == 1.0
+    # The database now holds the dataset's turns: a second run would mix them, and is refused.
+    again = _run(dataset, "--database-url", postgres_url)
+    assert again.returncode != 0 and "already holds episodes" in again.stderr
