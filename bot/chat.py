@@ -25,8 +25,8 @@ from bot import delivery, format
 from bot.context import OmniContext
 from bot.status import StatusLine
 from memory.locks import ConversationLocks
+from memory.types import UpdateStatus
 from memory.updates import UpdateLedger
-from omni.errors import OmniError
 from omni.logging import bind
 
 log = logging.getLogger(__name__)
@@ -121,10 +121,10 @@ class ChatRouter:
                 except asyncio.CancelledError:
                     if not worker.stopped:
                         raise  # shutdown, not /stop: the update stays open and is replayed
-                    await self._ledger.finish(job.update.update_id, "ignored", error="stopped")
+                    await self._close(job.update.update_id, "ignored", "stopped")
                 except Exception as exc:  # supervisor: one job's failure must not kill the chat
                     await self._on_failure(job.update, exc)
-                    await self._ledger.finish(job.update.update_id, "failed", error=type(exc).__name__)
+                    await self._close(job.update.update_id, "failed", type(exc).__name__)
                 finally:
                     worker.current = None
                     self.queued_ids.discard(job.update.update_id)
@@ -133,6 +133,15 @@ class ChatRouter:
                 worker.current.cancel()
             self._workers.pop(chat_id, None)
             self._latest_message.pop(chat_id, None)
+
+    async def _close(self, update_id: int, status: UpdateStatus, error: str) -> None:
+        """Close a job's update that did not end in an answer. The database may be what failed
+        (a full disk): the update then stays open, to be replayed, and the chat's later
+        messages are still answered."""
+        try:
+            await self._ledger.finish(update_id, status, error=error)
+        except Exception as exc:
+            log.warning("update %s stays open (%s); it is replayed at the next start", update_id, exc)
 
     @property
     def shared(self) -> bool:
@@ -220,14 +229,9 @@ async def _answer(update: Update, context: OmniContext, text: str) -> None:
     typing = asyncio.create_task(_keep_typing(context.bot, chat_id))
     status = StatusLine(context.bot, chat_id)
     try:
+        # An OmniError goes up to the chat's worker: bot/errors.py tells the user in its words,
+        # and the worker closes the update.
         reply = await deps.agent.reply(turn, status)
-    except OmniError as exc:
-        log.warning("update %s: %r", update.update_id, exc)
-        typing.cancel()
-        await status.close()
-        await delivery.send_text(context.bot, chat_id, exc.user_message)
-        await deps.store.updates.finish(update.update_id, "failed", error=type(exc).__name__)
-        return
     finally:
         typing.cancel()
         await status.close()

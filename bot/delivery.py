@@ -22,7 +22,7 @@ import httpx
 from telegram import Bot, Message, ReplyParameters
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, NetworkError, RetryAfter
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
 
 from bot.format import to_plain
 from memory.updates import UpdateLedger
@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 
 # A flood-wait longer than this is not worth holding a reply for; the error handler reports it.
 MAX_RETRY_AFTER_S = 60.0
+MAX_FLOOD_WAIT_S = 180.0  # all of one send's flood-waits together
 _ATTEMPTS = 5
 
 
@@ -76,10 +77,17 @@ def _wait(state: RetryCallState) -> float:
     return min(0.5 * 2.0 ** (state.attempt_number - 1), 5.0)
 
 
+def _stop(state: RetryCallState) -> bool:
+    """Give up on a send. A 429 storm is Telegram pacing us, not failing: its waits are sat out
+    however many there are, up to ``MAX_FLOOD_WAIT_S`` in all; other errors get ``_ATTEMPTS``."""
+    exc = state.outcome.exception() if state.outcome else None
+    if isinstance(exc, RetryAfter):
+        return state.idle_for + retry_after_seconds(exc) > MAX_FLOOD_WAIT_S
+    return state.attempt_number >= _ATTEMPTS
+
+
 def _retrying() -> AsyncRetrying:
-    return AsyncRetrying(
-        retry=retry_if_exception(_transient), wait=_wait, stop=stop_after_attempt(_ATTEMPTS), reraise=True
-    )
+    return AsyncRetrying(retry=retry_if_exception(_transient), wait=_wait, stop=_stop, reraise=True)
 
 
 async def send_text(

@@ -94,12 +94,6 @@ def test_a_full_disk_gets_a_clear_error_leaves_the_database_intact_and_recovers(
     assert disk_full["recovery_s"] is not None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="bot/chat.py: when the ledger cannot be closed (disk full) after an error reply, the "
-    "error is sent a second time and the chat's worker dies, dropping its queued messages",
-)
 def test_a_disk_filling_up_mid_answer_drops_no_queued_message(disk_full: dict[str, Any]) -> None:
     assert [p for p in disk_full["problems"] if DEAD_TASK_PROBLEM in p] == [], disk_full["output"]
 
@@ -111,12 +105,6 @@ def test_kill9_during_load_then_restart_answers_every_message_exactly_once() -> 
     assert figures["problems"] == [], figures["output"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="bot/delivery.py gives a send up after 5 attempts, however short each 429's "
-    "retry_after: the answer is dropped, and the user told nothing",
-)
 def test_an_answer_outlasts_a_429_storm_longer_than_five_retries(
     start_bot: Callable[..., BotProcess], fakes_in_thread: Fakes, tmp_path: Path
 ) -> None:
