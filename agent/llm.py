@@ -76,6 +76,16 @@ class LLMClient(Protocol):
 
     def warm_up(self) -> None: ...
 
+    async def supports_vision(self, model: str) -> bool: ...
+
+    async def transcribe(self, audio: bytes, *, filename: str, model: str) -> str: ...
+
+
+TRANSCRIPTION_REJECTED = (
+    "I could not transcribe that recording. If this keeps happening, an admin should check "
+    "OMNI_TRANSCRIPTION_MODEL."
+)
+
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
@@ -277,6 +287,25 @@ class LiteLLMClient:
         if len(items) != len(texts):
             raise LLMRejected(f"embedding model {model} returned {len(items)} vectors for {len(texts)} texts")
         return [[float(x) for x in _field(item, "embedding")] for item in items]
+
+    async def supports_vision(self, model: str) -> bool:
+        """Whether ``model`` takes image parts, by litellm's model table (unknown models: no)."""
+        litellm = await load_litellm()
+        return bool(litellm.supports_vision(model=model))
+
+    async def transcribe(self, audio: bytes, *, filename: str, model: str) -> str:
+        """The words spoken in ``audio`` (litellm ``atranscription``): the same endpoint, key,
+        timeout, retries and domain errors as completions. ``filename`` tells the format."""
+        litellm = await load_litellm()
+        kwargs = self._arguments(model, file=(filename, audio))
+        started = time.perf_counter()
+        try:
+            response = await self._call_with_retries(litellm.atranscription, kwargs)
+        except LLMRejected as exc:  # not the chat model's settings that are wrong: say which
+            raise LLMRejected(str(exc), user_message=TRANSCRIPTION_REJECTED) from exc
+        took = _ms_since(started)
+        log.info("transcription call", extra=fields(model=model, bytes=len(audio), duration_ms=took))
+        return str(_field(response, "text") or "")
 
     async def _call_with_retries(self, call: Any, kwargs: dict[str, Any]) -> Any:
         import openai

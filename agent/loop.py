@@ -15,6 +15,7 @@ in the background after the answer).
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
 from collections import Counter
@@ -30,8 +31,8 @@ from agent.context import build_messages
 from agent.errors import AgentError
 from agent.limits import DailyLimit
 from agent.llm import Completion, LLMClient, Message
-from agent.prompts import memory_section, system_prompt
-from agent.types import Progress, ProgressCallback, Reply, ServerStatus, ToolCall, Turn, Usage
+from agent.prompts import group_message, memory_section, system_prompt
+from agent.types import Image, Progress, ProgressCallback, Reply, ServerStatus, ToolCall, Turn, Usage
 from memory.conversations import estimate_tokens, message_tokens
 from memory.episodes import owner_for
 from memory.recall import Recalled
@@ -114,6 +115,22 @@ class _Remembering:
     question_id: int | None = None  # the stored question's message id
 
 
+def _with_images(question: Message, images: Sequence[Image]) -> Message:
+    """The question as OpenAI-style content parts: its text, then each picture as a data URL."""
+    if question.get("role") != "user":
+        raise AgentError("a turn's pictures need its question last in the prompt")
+    parts: list[Message] = [{"type": "text", "text": question.get("content") or ""}]
+    for image in images:
+        data = base64.b64encode(image.data).decode("ascii")
+        parts.append({"type": "image_url", "image_url": {"url": f"data:{image.mime_type};base64,{data}"}})
+    return {**question, "content": parts}
+
+
+def in_group(turn: Turn) -> bool:
+    """Whether a Telegram turn comes from a member of a group (a private chat's id is its user's id)."""
+    return turn.user_id is not None and turn.telegram_chat_id not in (None, turn.user_id)
+
+
 def owner_of(turn: Turn) -> str:
     """Whose memory a turn reads and grows. A Telegram chat is private when its id is the
     sender's id (Telegram gives a private chat its user's id; groups have negative ids)."""
@@ -169,6 +186,14 @@ class Agent:
         if self._tools is not None:
             changes += await self._tools.reload_config()
         return changes
+
+    async def sees_images(self) -> bool:
+        """Whether the current model takes pictures (``Turn.images``)."""
+        return await self._llm.supports_vision(self.model)
+
+    async def transcribe(self, audio: bytes, *, filename: str, model: str) -> str:
+        """The words of a voice note, by the transcription ``model`` on the agent's endpoint."""
+        return await self._llm.transcribe(audio, filename=filename, model=model)
 
     def tool_servers(self) -> list[ServerStatus]:
         """Each MCP server's state, for /status and doctor."""
@@ -244,6 +269,8 @@ class Agent:
             if asked.window[-1].role == "user":
                 memory.question_id = asked.window[-1].id
         messages = build_messages(system, asked.window)
+        if turn.images:  # this turn's pictures ride on its question, never stored
+            messages[-1] = _with_images(messages[-1], turn.images)
         reply = await self._answer(session_id, turn, progress, model, tools, messages, memory)
         # What the next turn's window would hold: this one's, the tool rounds and the answer.
         used = sum(m.tokens for m in asked.window) + memory.round_tokens + estimate_tokens(reply.text)
@@ -268,7 +295,8 @@ class Agent:
             session_id,
             NewMessage(
                 role="user",
-                content=turn.text,
+                # In a group the window holds several people's messages: each names its sender.
+                content=group_message(turn.user_name, turn.text) if in_group(turn) else turn.text,
                 user_id=turn.user_id,
                 telegram_update_id=turn.update_id,
                 telegram_message_id=turn.message_id,
@@ -368,8 +396,8 @@ class Agent:
     def _system_prompt(self, turn: Turn, tools: list[Message], recalled: Sequence[Recalled] = ()) -> str:
         """The system prompt: who omni is, the time, the user, and what was recalled for the turn."""
         now = self._clock().astimezone(self._config.timezone)
-        system = system_prompt(now, user_name=turn.user_name, tools=bool(tools))
-        group = turn.telegram_chat_id is not None and turn.telegram_chat_id != turn.user_id
+        group = in_group(turn)
+        system = system_prompt(now, user_name=turn.user_name, tools=bool(tools), group=group)
         remembered = memory_section([r.episode for r in recalled], self._config.timezone, group=group)
         return system if remembered is None else f"{system}\n\n{remembered}"
 

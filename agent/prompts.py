@@ -21,18 +21,38 @@ You can use tools. Call one when it gives a better answer than guessing; read it
 before answering, and tell the user briefly what you did."""
 
 
-def system_prompt(now: datetime, *, user_name: str | None = None, tools: bool = False) -> str:
-    """The system message for one turn. ``now`` must be timezone-aware."""
+GROUP_NOTE = """\
+This is a group chat: each message from its members starts with the sender's name in brackets. \
+The latest message is from {name}; answer them, and keep in mind who said what."""
+
+
+def speaker(name: str | None) -> str:
+    """A Telegram profile name made safe to quote: one line, at most 64 characters, no brackets
+    (names are chosen by users: they must not add instructions or fake another speaker)."""
+    clean = " ".join((name or "").replace("[", "(").replace("]", ")").split())[:64]
+    return clean or "someone"
+
+
+def group_message(name: str | None, text: str) -> str:
+    """A group member's message as it is stored and shown to the model: who, then what."""
+    return f"[{speaker(name)}] {text}"
+
+
+def system_prompt(
+    now: datetime, *, user_name: str | None = None, tools: bool = False, group: bool = False
+) -> str:
+    """The system message for one turn. ``now`` must be timezone-aware. ``group``: the turn is
+    a group member's, its messages named by ``group_message``."""
     stamp = now.strftime("%A, %d %B %Y, %H:%M")
     zone = now.tzname() or now.strftime("%z")
     parts = [PERSONA]
     if tools:
         parts.append(TOOLS_NOTE)
     parts.append(f"Current date and time: {stamp} ({zone}, UTC{now.strftime('%z')}).")
-    if user_name:
-        # Names come from Telegram profiles: keep them to one line so they cannot add instructions.
-        clean = " ".join(user_name.split())[:64]
-        parts.append(f"You are talking with {clean}.")
+    if group:
+        parts.append(GROUP_NOTE.format(name=speaker(user_name)))
+    elif user_name:
+        parts.append(f"You are talking with {speaker(user_name)}.")
     return "\n\n".join(parts)
 
 

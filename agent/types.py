@@ -8,6 +8,15 @@ from typing import Any, Literal
 
 
 @dataclass(frozen=True, slots=True)
+class Image:
+    """A picture sent with a turn. It reaches the model with this turn only: the stored
+    conversation keeps the turn's text."""
+
+    data: bytes
+    mime_type: str = "image/jpeg"
+
+
+@dataclass(frozen=True, slots=True)
 class Turn:
     """One user message for the agent, from any frontend.
 
@@ -24,6 +33,7 @@ class Turn:
     telegram_chat_id: int | None = None
     update_id: int | None = None
     message_id: int | None = None
+    images: tuple[Image, ...] = ()  # for a model that supports vision (Agent.sees_images)
 
 
 @dataclass(frozen=True, slots=True)

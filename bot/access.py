@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 
 # A stranger who keeps writing gets the refusal again only after this long.
 REFUSAL_INTERVAL_S = 30.0
+ANSWER_ALL_KEY = "groups.answer_all"  # kv: the group chat ids set to /mode all
 
 
 class _Refusals:
@@ -51,6 +52,7 @@ class AccessList:
         self._settings = settings
         self._store = store
         self._decisions: dict[int, Access] = {}
+        self._answer_all: frozenset[int] = frozenset()  # groups set to /mode all
         self._seen: set[int] = set()
         self.refusals = _Refusals()
 
@@ -60,7 +62,19 @@ class AccessList:
     async def load(self) -> int:
         """Read every admin decision into memory (at start and on /reload); how many there are."""
         self._decisions = dict(await self._store.users.decisions())
+        self._answer_all = frozenset(await self._store.kv.get(ANSWER_ALL_KEY, []))
         return len(self._decisions)
+
+    def answers_all(self, chat_id: int) -> bool:
+        """Whether the group ``chat_id`` is answered on every message (``/mode all``), not only
+        when it mentions or replies to the bot."""
+        return chat_id in self._answer_all
+
+    async def set_answer_all(self, chat_id: int, on: bool) -> None:
+        """Persist a group's mode (it survives restarts; other workers read it at /reload)."""
+        chats = self._answer_all | {chat_id} if on else self._answer_all - {chat_id}
+        await self._store.kv.set(ANSWER_ALL_KEY, sorted(chats))
+        self._answer_all = chats
 
     def allows(self, user_id: int) -> bool:
         """Decided in memory: the gate runs for every update and must not wait for the database."""
@@ -90,14 +104,19 @@ class AccessList:
             raise
 
 
-def is_addressed(message: Message, bot_username: str | None, bot_id: int) -> bool:
-    """In a group, whether the message is for us: a command, an @mention, or a reply to us."""
+def is_addressed(
+    message: Message, bot_username: str | None, bot_id: int, *, every_message: bool = False
+) -> bool:
+    """In a group, whether the message is for us: a command, an @mention, or a reply to us; with
+    ``every_message`` (``/mode all``) anything but another bot's command."""
     if message.chat.type == ChatType.PRIVATE:
         return True
     text = message.text or message.caption or ""
     if text.startswith("/"):
         command = text.split()[0]
         return "@" not in command or (bot_username is not None and command.endswith(f"@{bot_username}"))
+    if every_message:
+        return True
     if bot_username and f"@{bot_username}".lower() in text.lower():
         return True
     replied = message.reply_to_message
@@ -147,12 +166,16 @@ async def _admit(update: Update, context: OmniContext) -> None:
         # Edits, channel posts, member changes, callback queries (handled in group -2 before
         # this runs)...: nothing to answer.
         await _drop(update, context)
-    if not is_addressed(message, context.bot.username, context.bot.id):
-        await _drop(update, context)
     deps = context.deps
+    bot_username, bot_id = context.bot.username, context.bot.id
+    called = is_addressed(message, bot_username, bot_id)
+    every = deps.access.answers_all(message.chat.id)
+    if not called and not (every and is_addressed(message, bot_username, bot_id, every_message=True)):
+        await _drop(update, context)
     if not deps.access.allows(user.id):
         log.info("refused update %s from a user who is not allowed", update.update_id)
-        if deps.access.refusals.due(user.id):
+        # In a group that hears everything, only who calls on the bot is told they may not.
+        if called and deps.access.refusals.due(user.id):
             await _refuse(message, user.id)
         await _drop(update, context)
     # Recorded and claimed before any work, so a crash from here on is replayed at start, and an

@@ -1,4 +1,4 @@
-"""Admins' commands: /status /allow /deny /users /model /reload /limit. Others get a refusal."""
+"""Admins' commands: /status /allow /deny /users /model /reload /limit /mode. Others get a refusal."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from telegram import Update
+from telegram.constants import ChatType
 
 from bot import delivery, format, usage
 from bot.commands import reply
@@ -182,6 +183,37 @@ async def cmd_reload(update: Update, context: OmniContext) -> None:
     reloaded.append(f"model: {deps.agent.model}")
     reloaded += changes or ["MCP servers: unchanged"]
     await reply(update, context, "Reloaded:\n" + "\n".join(f"• {item}" for item in reloaded))
+
+
+MODE_USAGE = (
+    "Usage: /mode all (answer every message in this group) or /mode mentions (only when "
+    "mentioned or replied to)."
+)
+
+
+@admin_only
+async def cmd_mode(update: Update, context: OmniContext) -> None:
+    """/mode [all|mentions]: show or set whether this group is answered on every message or only
+    when it calls on the bot (persisted)."""
+    chat, access = update.effective_chat, context.deps.access
+    assert chat is not None
+    if chat.type == ChatType.PRIVATE:
+        await reply(update, context, "/mode is for groups: here I answer every message anyway.")
+        return
+    args = [a.lower() for a in context.args or []]
+    if args not in ([], ["all"], ["mentions"]):
+        await reply(update, context, MODE_USAGE)
+        return
+    if args:
+        await access.set_answer_all(chat.id, args[0] == "all")
+    every = access.answers_all(chat.id)
+    now = "now " if args else ""
+    text = (
+        f"In this group I {now}answer every message."
+        if every
+        else f"In this group I {now}answer only when mentioned or replied to."
+    )
+    await reply(update, context, text if args else f"{text}\n{MODE_USAGE}")
 
 
 LIMIT_USAGE = (

@@ -23,7 +23,7 @@ from telegram.ext import (
 )
 from telegram.request import HTTPXRequest
 
-from bot import access, admin, chat, commands, errors, feedback
+from bot import access, admin, chat, commands, errors, feedback, media
 from bot.context import BotDeps, OmniApplication, OmniContext
 from omni.logging import log_context
 
@@ -102,9 +102,10 @@ def build_application(token: SecretStr, api_url: str, deps: BotDeps) -> OmniAppl
     app.add_handler(CommandHandler("model", admin.cmd_model))
     app.add_handler(CommandHandler("reload", admin.cmd_reload))
     app.add_handler(CommandHandler("limit", admin.cmd_limit))
+    app.add_handler(CommandHandler("mode", admin.cmd_mode))
     app.add_handler(MessageHandler(filters.COMMAND, commands.on_unknown_command))
     app.add_handler(MessageHandler(filters.TEXT, chat.on_text))
-    app.add_handler(MessageHandler(~filters.TEXT, chat.on_media))
+    app.add_handler(MessageHandler(~filters.TEXT, media.on_media))
     app.add_handler(TypeHandler(Update, chat.on_handled), group=1)
     app.add_error_handler(errors.on_error)
     return app

@@ -3,13 +3,20 @@
 A handler never waits for the LLM: it queues a job on its chat's worker and returns, so PTB
 moves on to the next update (another chat's, or a /stop). The worker runs that chat's jobs one
 at a time, in arrival order, each as its own task so /stop can cancel the reply being worked on.
-Workers exist only while their chat has work, and each queue is bounded.
+Workers exist only while their chat has work, and each queue is bounded. A forum's topics are
+separate conversations (bot/topics.py) but one chat here: answered in order, one at a time.
+
+Each queued update is closed in the ledger in one place, ``ChatRouter._settle``, when its job
+ends: answered, stopped, or failed; a job that delivers an answer closes it with the delivery
+(``delivery.deliver``, one transaction), and a shutdown leaves it open to be replayed.
+Updates handled on the spot (commands answered at once) are closed by ``on_handled``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
@@ -21,9 +28,11 @@ from telegram.constants import ChatAction, ChatType
 from telegram.error import TelegramError
 
 from agent import Turn
-from bot import delivery, format
+from agent.types import Image
+from bot import delivery, long_answer
 from bot.context import OmniContext
 from bot.status import StatusLine
+from bot.topics import Place, place_of
 from memory.locks import ConversationLocks
 from memory.types import UpdateStatus
 from memory.updates import UpdateLedger
@@ -37,10 +46,18 @@ TYPING_GRACE_S = 0.3
 MAX_QUEUED_PER_CHAT = 20
 TURN_POLL_S = 0.05  # while an older update of the chat is with another worker
 NO_ANSWER = "(I have no answer to that.)"
-MEDIA_NOTICE = "I can only read text for now. Please write your message as text."
 BUSY_NOTICE = "I'm still working through your earlier messages; please wait a moment before sending more."
 
-Work = Callable[[], Coroutine[Any, Any, None]]
+
+class Closed(enum.Enum):
+    """A job that closed its update itself, or must leave it: the router does not close it."""
+
+    BY_DELIVERY = "with the answer's delivery, in one transaction (delivery.deliver)"
+    ELSEWHERE = "by another worker, which took the update over"
+
+
+# A job's work; None: done, the router closes the update as answered.
+Work = Callable[[], Coroutine[Any, Any, Closed | None]]
 
 
 @dataclass(slots=True)
@@ -59,7 +76,7 @@ class _OlderFirst(Exception):
 class _Worker:
     jobs: deque[Job] = field(default_factory=deque)
     task: asyncio.Task[None] | None = None
-    current: asyncio.Task[None] | None = None
+    current: asyncio.Task[Closed | None] | None = None
     stopped: bool = False  # the current job was cancelled by /stop (not by shutdown)
     delivering: bool = False  # the current job's answer is being sent: too late to /stop it
 
@@ -114,17 +131,10 @@ class ChatRouter:
                 worker.stopped = worker.delivering = False
                 worker.current = asyncio.create_task(self._in_turn(chat_id, job, worker))
                 try:
-                    await worker.current
+                    await self._settle(job, worker, worker.current)
                 except _OlderFirst:
                     # Back in the queue, behind the older one.
                     worker.jobs = deque(sorted([*worker.jobs, job], key=lambda j: j.update.update_id))
-                except asyncio.CancelledError:
-                    if not worker.stopped:
-                        raise  # shutdown, not /stop: the update stays open and is replayed
-                    await self._close(job.update.update_id, "ignored", "stopped")
-                except Exception as exc:  # supervisor: one job's failure must not kill the chat
-                    await self._on_failure(job.update, exc)
-                    await self._close(job.update.update_id, "failed", type(exc).__name__)
                 finally:
                     worker.current = None
                     self.queued_ids.discard(job.update.update_id)
@@ -134,10 +144,30 @@ class ChatRouter:
             self._workers.pop(chat_id, None)
             self._latest_message.pop(chat_id, None)
 
-    async def _close(self, update_id: int, status: UpdateStatus, error: str) -> None:
-        """Close a job's update that did not end in an answer. The database may be what failed
-        (a full disk): the update then stays open, to be replayed, and the chat's later
-        messages are still answered."""
+    async def _settle(self, job: Job, worker: _Worker, running: asyncio.Task[Closed | None]) -> None:
+        """Await a job and close its update in the ledger: the one place a queued update is
+        closed. Answered (unless its delivery or another worker closes it), stopped by /stop, or
+        failed (the user told by bot/errors.py); a shutdown leaves it open, to be replayed."""
+        outcome: tuple[UpdateStatus, str | None] | None = None
+        try:
+            closed = await running
+            outcome = ("answered", None) if closed is None else None
+        except asyncio.CancelledError:
+            if not worker.stopped:
+                raise  # shutdown, not /stop
+            outcome = ("ignored", "stopped")
+        except _OlderFirst:
+            raise  # not run yet: it goes back in the queue
+        except Exception as exc:  # supervisor: one job's failure must not kill the chat
+            outcome = ("failed", type(exc).__name__)
+            await self._on_failure(job.update, exc)
+        finally:
+            if outcome is not None:
+                await self._close(job.update.update_id, *outcome)
+
+    async def _close(self, update_id: int, status: UpdateStatus, error: str | None) -> None:
+        """Close a job's update. The database may be what failed (a full disk): the update then
+        stays open, to be replayed, and the chat's later messages are still answered."""
         try:
             await self._ledger.finish(update_id, status, error=error)
         except Exception as exc:
@@ -148,13 +178,12 @@ class ChatRouter:
         """Whether other workers may answer this bot's chats too (a PostgreSQL database)."""
         return self._locks is not None and self._locks.shared
 
-    async def _in_turn(self, chat_id: int, job: Job, worker: _Worker) -> None:
+    async def _in_turn(self, chat_id: int, job: Job, worker: _Worker) -> Closed | None:
         """Run ``job`` when it is the chat's turn across workers: after the older updates of the
         chat that other workers hold, and never beside another worker's job for the chat. One
         worker alone (SQLite) has its queue for that."""
         if self._locks is None or not self._locks.shared:
-            await job.work()
-            return
+            return await job.work()
         update_id = job.update.update_id
         # Polled: the older update is another process's, which can signal us only through the
         # database. Our own older ones are in our queue, ordered there.
@@ -165,7 +194,7 @@ class ChatRouter:
                 break
             await asyncio.sleep(TURN_POLL_S)
         async with self._locks.hold(f"tg:{chat_id}"):
-            await job.work()
+            return await job.work()
 
     def stop(self, chat_id: int) -> bool:
         """Cancel the job being worked on in the chat; False when there is none."""
@@ -201,22 +230,32 @@ class ChatRouter:
             await asyncio.wait(pending, timeout=2)
 
 
-async def _keep_typing(bot: Bot, chat_id: int) -> None:
+async def _keep_typing(bot: Bot, place: Place) -> None:
     await asyncio.sleep(TYPING_GRACE_S)
     while True:
         with contextlib.suppress(TelegramError):
-            await bot.send_chat_action(chat_id, ChatAction.TYPING)
+            await bot.send_chat_action(place.chat_id, ChatAction.TYPING, message_thread_id=place.thread_id)
         await asyncio.sleep(TYPING_EVERY_S)
 
 
-async def _answer(update: Update, context: OmniContext, text: str) -> None:
-    """Ask the agent, send its reply, and close the update in the ledger."""
+async def answer(
+    update: Update,
+    context: OmniContext,
+    text: str,
+    *,
+    images: tuple[Image, ...] = (),
+    preface: str | None = None,
+) -> Closed:
+    """Ask the agent and send its reply; the delivery closes the update. ``images`` go to the
+    model with ``text``; ``preface`` (HTML, one message) is sent before the answer (bot/media.py:
+    a voice note's transcript)."""
     message, user = update.message, update.effective_user
     assert message is not None and user is not None  # the gate lets only messages with a sender in
     deps = context.deps
     chat_id = message.chat.id
+    place = place_of(message)  # a forum's topic is a conversation of its own
     turn = Turn(
-        session_key=f"tg:{chat_id}",
+        session_key=place.session_key,
         text=text,
         user_id=user.id,
         user_name=user.full_name,
@@ -224,10 +263,11 @@ async def _answer(update: Update, context: OmniContext, text: str) -> None:
         telegram_chat_id=chat_id,
         update_id=update.update_id,
         message_id=message.message_id,
+        images=images,
     )
     await deps.access.seen(user.id, user.full_name, user.username)  # before the agent: chats.owner_id
-    typing = asyncio.create_task(_keep_typing(context.bot, chat_id))
-    status = StatusLine(context.bot, chat_id)
+    typing = asyncio.create_task(_keep_typing(context.bot, place))
+    status = StatusLine(context.bot, chat_id, thread_id=place.thread_id)
     try:
         # An OmniError goes up to the chat's worker: bot/errors.py tells the user in its words,
         # and the worker closes the update.
@@ -239,10 +279,13 @@ async def _answer(update: Update, context: OmniContext, text: str) -> None:
         # Our lease ran out while we worked (a stall) and another worker took the update over:
         # it answers, not us.
         log.warning("update %s was taken over by another worker; not sending our answer", update.update_id)
-        return
+        return Closed.ELSEWHERE
     deps.chats.delivering(chat_id)
     quote = message.message_id if deps.chats.newer_than(chat_id, message.message_id) else None
-    chunks = format.render(reply.text) or [NO_ANSWER]
+    # A long answer becomes a summary and a .md document (deterministic, like the chunks).
+    chunks = long_answer.parts(reply.text, deps.settings.long_answer_messages) or [NO_ANSWER]
+    if preface is not None:
+        chunks = [preface, *chunks]
     # Each chunk is recorded as Telegram acknowledges it; a replay sends only the rest.
     await delivery.deliver(
         context.bot,
@@ -253,7 +296,9 @@ async def _answer(update: Update, context: OmniContext, text: str) -> None:
         answer_id=reply.message_id,
         replayed=reply.replayed,
         reply_to=quote,
+        thread_id=place.thread_id,
     )
+    return Closed.BY_DELIVERY
 
 
 def _text_for_agent(update: Update, bot_username: str | None) -> str:
@@ -272,7 +317,7 @@ async def on_text(update: Update, context: OmniContext) -> None:
     text = _text_for_agent(update, context.bot.username)
     if not text.strip():
         return
-    await enqueue(update, context, lambda: _answer(update, context, text))
+    await enqueue(update, context, lambda: answer(update, context, text))
 
 
 async def enqueue(update: Update, context: OmniContext, work: Work) -> None:
@@ -282,14 +327,13 @@ async def enqueue(update: Update, context: OmniContext, work: Work) -> None:
     chats = context.deps.chats
     chats.note_incoming(message.chat.id, message.message_id)
     if not chats.submit(message.chat.id, Job(update, work)):
-        await delivery.send_text(context.bot, message.chat.id, BUSY_NOTICE, reply_to=message.message_id)
-
-
-async def on_media(update: Update, context: OmniContext) -> None:
-    """Photos, voice, stickers, documents...: in private chats, say we read text only."""
-    message = update.message
-    if message is not None and message.chat.type == ChatType.PRIVATE:
-        await delivery.send_text(context.bot, message.chat.id, MEDIA_NOTICE)
+        await delivery.send_text(
+            context.bot,
+            message.chat.id,
+            BUSY_NOTICE,
+            reply_to=message.message_id,
+            thread_id=place_of(message).thread_id,
+        )
 
 
 async def on_handled(update: Update, context: OmniContext) -> None:

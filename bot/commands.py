@@ -19,15 +19,17 @@ from telegram import (
     Chat,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
+    Message,
     Update,
     User,
 )
 from telegram.constants import ChatType, ParseMode
 from telegram.error import TelegramError
 
-from bot import delivery
+from bot import delivery, uploads
 from bot.chat import BUSY_NOTICE, Job, enqueue
 from bot.context import OmniContext
+from bot.topics import Place, place_of
 from bot.usage import usage_report
 from memory.episodes import owner_for
 from memory.knowledge import INDEX_FILE, KnowledgeIndex, user_root
@@ -51,13 +53,17 @@ ADMIN_COMMANDS = [
     BotCommand("model", "Show or switch the model: /model [name]"),
     BotCommand("reload", "Re-read persisted settings"),
     BotCommand("limit", "A user's daily tokens: /limit <user_id> <tokens>|off|default"),
+    BotCommand("mode", "In a group: answer every message, or only mentions: /mode all|mentions"),
 ]
 
 
 async def reply(update: Update, context: OmniContext, text: str, *, html_text: bool = False) -> None:
-    """Answer a command in its chat (plain text unless ``html_text``)."""
+    """Answer a command in its chat and forum topic (plain text unless ``html_text``)."""
     if update.effective_chat is not None:
-        await delivery.send_text(context.bot, update.effective_chat.id, text, html=html_text)
+        thread_id = place_of(update.message).thread_id if update.message is not None else None
+        await delivery.send_text(
+            context.bot, update.effective_chat.id, text, html=html_text, thread_id=thread_id
+        )
 
 
 def _command_lines(is_admin: bool) -> str:
@@ -83,13 +89,13 @@ async def cmd_help(update: Update, context: OmniContext) -> None:
 
 async def cmd_new(update: Update, context: OmniContext) -> None:
     """/new and /reset: a fresh session, after the chat's earlier messages are answered."""
-    chat = update.effective_chat
-    assert chat is not None
+    chat, message = update.effective_chat, update.message
+    assert chat is not None and message is not None
 
     async def work() -> None:
-        await context.deps.agent.new_session(f"tg:{chat.id}", telegram_chat_id=chat.id)
+        # In a forum, the topic's conversation starts afresh; the others go on.
+        await context.deps.agent.new_session(place_of(message).session_key, telegram_chat_id=chat.id)
         await reply(update, context, "Started a fresh conversation. What's on your mind?")
-        await context.deps.store.updates.finish(update.update_id, "answered")
 
     await enqueue(update, context, work)
 
@@ -202,18 +208,25 @@ async def _memory_view(
 
 
 async def _send_with_buttons(
-    context: OmniContext, chat_id: int, text: str, buttons: InlineKeyboardMarkup | None
+    context: OmniContext, message: Message, text: str, buttons: InlineKeyboardMarkup | None
 ) -> None:
+    """Answer ``message`` (in its forum topic) with ``text`` and ``buttons``."""
     # delivery.send_text has no reply_markup; these texts are built here, valid HTML by construction.
-    await context.bot.send_message(chat_id, text, parse_mode=ParseMode.HTML, reply_markup=buttons)
+    await context.bot.send_message(
+        message.chat.id,
+        text,
+        parse_mode=ParseMode.HTML,
+        reply_markup=buttons,
+        message_thread_id=place_of(message).thread_id,
+    )
 
 
 async def cmd_memory(update: Update, context: OmniContext) -> None:
     """/memory: what the bot remembers about the caller (a group: about the group), paged."""
-    chat, user = update.effective_chat, update.effective_user
-    assert chat is not None and user is not None
+    chat, user, message = update.effective_chat, update.effective_user, update.message
+    assert chat is not None and user is not None and message is not None
     text, buttons = await _memory_view(context, chat, user, 0)
-    await _send_with_buttons(context, chat.id, text, buttons)
+    await _send_with_buttons(context, message, text, buttons)
 
 
 async def cmd_forget(update: Update, context: OmniContext) -> None:
@@ -222,7 +235,8 @@ async def cmd_forget(update: Update, context: OmniContext) -> None:
     assert chat is not None and user is not None
     args = context.args or []
     if len(args) == 1 and args[0].lower() == "all":
-        await _ask_forget_all(context, chat, user)
+        assert update.message is not None  # a command is a message
+        await _ask_forget_all(context, update.message, user)
         return
     match = _EPISODE_ID.fullmatch(args[0]) if len(args) == 1 else None
     if match is None:
@@ -235,7 +249,8 @@ async def cmd_forget(update: Update, context: OmniContext) -> None:
         await reply(update, context, f"Memory #{episode_id} not found. /memory lists yours with their ids.")
 
 
-async def _ask_forget_all(context: OmniContext, chat: Chat, user: User) -> None:
+async def _ask_forget_all(context: OmniContext, message: Message, user: User) -> None:
+    chat = message.chat
     owner = _owner(chat, user)
     _, total = await context.deps.store.episodes.listing(owner, limit=1)
     token = secrets.token_hex(4)
@@ -253,7 +268,7 @@ async def _ask_forget_all(context: OmniContext, chat: Chat, user: User) -> None:
         f"Forget everything I remember about {_whom(chat)} ({_memories(total)}) and our conversation "
         "history? This cannot be undone."
     )
-    await _send_with_buttons(context, chat.id, text, buttons)
+    await _send_with_buttons(context, message, text, buttons)
 
 
 async def _press(update: Update, context: OmniContext, pattern: re.Pattern[str]) -> re.Match[str] | None:
@@ -323,16 +338,18 @@ async def _forget_all(
     """Forget in the chat's order, after the replies being worked on (they would write more)."""
     assert query.message is not None
     chat = query.message.chat
+    # A message over 48 hours old comes without its thread: then the chat's own conversation.
+    place = place_of(query.message) if isinstance(query.message, Message) else Place(chat.id)
     deps = context.deps
 
     async def work() -> None:
         forgotten = await deps.store.episodes.forget_all(pending.owner)
         if pending.owner.startswith("user:"):  # their workspace folder's copies in the index
-            await asyncio.to_thread(
-                _forget_knowledge, deps.settings.data_dir, int(pending.owner.removeprefix("user:"))
-            )
+            user_id = int(pending.owner.removeprefix("user:"))
+            await asyncio.to_thread(_forget_knowledge, deps.settings.data_dir, user_id)
+            await asyncio.to_thread(uploads.forget, deps.settings.workspace, user_id)  # what they sent
         # The chat's sessions are gone: start a fresh one (and drop the agent's cached id).
-        await deps.agent.new_session(f"tg:{chat.id}", telegram_chat_id=chat.id)
+        await deps.agent.new_session(place.session_key, telegram_chat_id=chat.id)
         await query.edit_message_text(f"Done: I forgot {_memories(forgotten)} and our conversation history.")
 
     if deps.chats.submit(chat.id, Job(update, work)):

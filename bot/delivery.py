@@ -8,7 +8,9 @@ show the user the same text twice. Such a chunk is passed over (recorded as None
 of the answer still goes out.
 
 An answer's chunks are recorded as Telegram acknowledges each (``UpdateLedger.record_sent``),
-and a replayed update sends only the chunks not recorded yet (``deliver``).
+and a replayed update sends only the chunks not recorded yet (``deliver``). A chunk is a
+message of HTML or a file (``Upload``: a long answer's ``.md`` document, a file the assistant
+sends back); both are sent, retried and recorded alike.
 """
 
 from __future__ import annotations
@@ -17,14 +19,15 @@ import datetime as dtm
 import logging
 import warnings
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 
 import httpx
 from telegram import Bot, Message, ReplyParameters
-from telegram.constants import ParseMode
+from telegram.constants import MessageLimit, ParseMode
 from telegram.error import BadRequest, NetworkError, RetryAfter
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
 
-from bot.format import to_plain
+from bot.format import to_plain, utf16_len
 from memory.updates import UpdateLedger
 
 log = logging.getLogger(__name__)
@@ -91,15 +94,26 @@ def _retrying() -> AsyncRetrying:
 
 
 async def send_text(
-    bot: Bot, chat_id: int, text: str, *, html: bool = False, reply_to: int | None = None
+    bot: Bot,
+    chat_id: int,
+    text: str,
+    *,
+    html: bool = False,
+    reply_to: int | None = None,
+    thread_id: int | None = None,
 ) -> Message:
-    """Send one message, retrying 429s and connection errors; HTML refused -> plain text."""
+    """Send one message (into the forum topic ``thread_id``), retrying 429s and connection
+    errors; HTML refused -> plain text."""
     reply = ReplyParameters(reply_to, allow_sending_without_reply=True) if reply_to else None
     try:
         async for attempt in _retrying():
             with attempt:
                 return await bot.send_message(
-                    chat_id, text, parse_mode=ParseMode.HTML if html else None, reply_parameters=reply
+                    chat_id,
+                    text,
+                    parse_mode=ParseMode.HTML if html else None,
+                    reply_parameters=reply,
+                    message_thread_id=thread_id,
                 )
     except BadRequest as exc:
         if not html or "parse entities" not in exc.message.lower():
@@ -107,8 +121,73 @@ async def send_text(
         log.warning("Telegram refused our HTML (%s); sending plain text", exc.message)
     async for attempt in _retrying():
         with attempt:
-            return await bot.send_message(chat_id, to_plain(text), reply_parameters=reply)
+            return await bot.send_message(
+                chat_id, to_plain(text), reply_parameters=reply, message_thread_id=thread_id
+            )
     raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
+
+
+@dataclass(frozen=True, slots=True)
+class Upload:
+    """A file sent as one message: a photo (shown in the chat) or a document (a download)."""
+
+    filename: str
+    data: bytes
+    caption: str = ""  # plain text, cut to Telegram's 1024 characters when sent
+    photo: bool = False
+
+
+Part = str | Upload  # one message of an answer: Telegram HTML, or a file
+
+
+def _caption(text: str) -> str | None:
+    """``text`` within Telegram's caption limit (UTF-16 units, like a message's)."""
+    limit = MessageLimit.CAPTION_LENGTH
+    while utf16_len(text) > limit:
+        text = text[: len(text) - (utf16_len(text) - limit) - 1] + "…"
+    return text or None
+
+
+async def send_upload(
+    bot: Bot, chat_id: int, upload: Upload, *, reply_to: int | None = None, thread_id: int | None = None
+) -> Message:
+    """Send a file, retrying like ``send_text``; a photo Telegram cannot process (a
+    corrupt or oddly sized image) goes again as a document."""
+    reply = ReplyParameters(reply_to, allow_sending_without_reply=True) if reply_to else None
+    caption = _caption(upload.caption)
+    if upload.photo:
+        try:
+            async for attempt in _retrying():
+                with attempt:
+                    return await bot.send_photo(
+                        chat_id,
+                        upload.data,
+                        caption=caption,
+                        filename=upload.filename,
+                        reply_parameters=reply,
+                        message_thread_id=thread_id,
+                    )
+        except BadRequest as exc:
+            log.warning("Telegram refused a photo (%s); sending it as a document", exc.message)
+    async for attempt in _retrying():
+        with attempt:
+            return await bot.send_document(
+                chat_id,
+                upload.data,
+                caption=caption,
+                filename=upload.filename,
+                reply_parameters=reply,
+                message_thread_id=thread_id,
+            )
+    raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
+
+
+async def _send_part(
+    bot: Bot, chat_id: int, part: Part, reply_to: int | None, thread_id: int | None
+) -> Message:
+    if isinstance(part, Upload):
+        return await send_upload(bot, chat_id, part, reply_to=reply_to, thread_id=thread_id)
+    return await send_text(bot, chat_id, part, html=True, reply_to=reply_to, thread_id=thread_id)
 
 
 OnSent = Callable[[list[int | None]], Awaitable[None]]
@@ -117,13 +196,14 @@ OnSent = Callable[[list[int | None]], Awaitable[None]]
 async def send_chunks(
     bot: Bot,
     chat_id: int,
-    chunks: Sequence[str],
+    chunks: Sequence[Part],
     *,
     reply_to: int | None = None,
+    thread_id: int | None = None,
     done: Sequence[int | None] = (),
     on_sent: OnSent | None = None,
 ) -> list[int | None]:
-    """Send HTML chunks in order (the first one replying to ``reply_to``), from the first one
+    """Send chunks (HTML or files) in order (the first one replying to ``reply_to``), from the first one
     past ``done`` (what an earlier attempt delivered); the message ids of all of them.
 
     ``on_sent`` gets the ids so far after each chunk but the last, before anything else
@@ -134,7 +214,7 @@ async def send_chunks(
     for index in range(len(sent), len(chunks)):
         quote = reply_to if index == 0 else None
         try:
-            message = await send_text(bot, chat_id, chunks[index], html=True, reply_to=quote)
+            message = await _send_part(bot, chat_id, chunks[index], quote, thread_id)
         except NetworkError as exc:
             if not maybe_delivered(exc):
                 raise
@@ -157,21 +237,23 @@ async def deliver(
     bot: Bot,
     ledger: UpdateLedger,
     chat_id: int,
-    chunks: Sequence[str],
+    chunks: Sequence[Part],
     *,
     update_id: int,
     answer_id: int | None,
     replayed: bool,
     reply_to: int | None = None,
+    thread_id: int | None = None,
 ) -> None:
     """Send an answer's chunks not delivered yet, record each as Telegram acknowledges it, and
     close the update (with the last chunk's id, in one transaction).
 
     ``replayed``: the answer was stored by an earlier attempt, which may have sent part of it.
-    Chunking is deterministic (``bot.format.render``), so recorded ids match chunks by index.
+    Chunking is deterministic (``bot.format.render``, ``bot.long_answer.parts``), so recorded
+    ids match chunks by index.
     """
     if answer_id is None:  # nothing to record the chunks on: send them all
-        await send_chunks(bot, chat_id, chunks, reply_to=reply_to)
+        await send_chunks(bot, chat_id, chunks, reply_to=reply_to, thread_id=thread_id)
         await ledger.finish(update_id, "answered")
         return
 
@@ -181,5 +263,7 @@ async def deliver(
     done = await ledger.delivered(answer_id) if replayed else []
     if done:
         log.info("update %s: %d of %d chunks were delivered before", update_id, len(done), len(chunks))
-    sent = await send_chunks(bot, chat_id, chunks, reply_to=reply_to, done=done, on_sent=record)
+    sent = await send_chunks(
+        bot, chat_id, chunks, reply_to=reply_to, thread_id=thread_id, done=done, on_sent=record
+    )
     await ledger.finish(update_id, "answered", sent=(answer_id, sent))

@@ -9,6 +9,7 @@ from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
 from bot import delivery
+from bot.topics import place_of
 from omni.errors import OmniError
 
 log = logging.getLogger(__name__)
@@ -30,6 +31,7 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         text = OmniError.user_message
     if isinstance(update, Update) and update.effective_chat is not None:
         try:
-            await delivery.send_text(context.bot, update.effective_chat.id, text)
+            thread_id = place_of(update.message).thread_id if update.message is not None else None
+            await delivery.send_text(context.bot, update.effective_chat.id, text, thread_id=thread_id)
         except TelegramError as exc:
             log.error("update %s: could not tell the user about the error: %s", update_id, exc)

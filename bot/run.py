@@ -26,11 +26,13 @@ from telegram import BotCommandScopeChat, BotCommandScopeDefault, Update
 from telegram.error import TelegramError
 
 from agent import open_agent
+from agent.toolbox import ToolBox
 from bot.access import AccessList
 from bot.app import POLL_TIMEOUT_S, build_application, tracked_request
 from bot.chat import ChatRouter
 from bot.commands import ADMIN_COMMANDS, USER_COMMANDS
 from bot.context import BotDeps, OmniApplication
+from bot.send_file import FileSender
 from bot.webhook import WebhookServer, WebhookUnavailable, start_webhook
 from bot.workers import gone, worker_name
 from memory.locks import ConversationLocks
@@ -86,7 +88,11 @@ async def running(settings: Settings, polling: Polling = Polling()) -> AsyncIter
     assert settings.telegram_token is not None  # required by the CLI before we get here
     async with AsyncExitStack() as stack:
         store = await stack.enter_async_context(open_store(settings.database_url))
-        agent = await stack.enter_async_context(open_agent(settings, store))
+        # The MCP tools plus send_file, which sends with the bot built below (bot/send_file.py).
+        box = ToolBox.from_settings(settings)
+        stack.push_async_callback(box.aclose)
+        files = FileSender(box, settings.workspace, settings.tool_timeout)
+        agent = await stack.enter_async_context(open_agent(settings, store, tools=files))
 
         async def on_failure(update: Update, exc: BaseException) -> None:
             await app.process_error(update, exc if isinstance(exc, Exception) else RuntimeError(exc))
@@ -97,6 +103,7 @@ async def running(settings: Settings, polling: Polling = Polling()) -> AsyncIter
         deps = BotDeps(settings, store, agent, AccessList(settings, store), chats, me)
         await deps.access.load()
         app = build_application(settings.telegram_token, settings.telegram_api_url, deps)
+        files.attach(app.bot)
         await stack.enter_async_context(app)  # initialize (getMe) ... shutdown
         await app.start()
         webhook: WebhookServer | None = None

@@ -25,9 +25,12 @@ EDIT_INTERVAL_S = 1.5
 class StatusLine:
     """A ``ProgressCallback`` for one turn in one chat."""
 
-    def __init__(self, bot: Bot, chat_id: int, interval: float = EDIT_INTERVAL_S) -> None:
+    def __init__(
+        self, bot: Bot, chat_id: int, interval: float = EDIT_INTERVAL_S, *, thread_id: int | None = None
+    ) -> None:
         self._bot = bot
         self._chat_id = chat_id
+        self._thread_id = thread_id  # the forum topic the turn is in (edits and deletes need none)
         self._interval = interval
         self._message_id: int | None = None
         self._shown = ""
@@ -57,7 +60,9 @@ class StatusLine:
                 return
             try:
                 if self._message_id is None:
-                    sent = await self._bot.send_message(self._chat_id, text)
+                    sent = await self._bot.send_message(
+                        self._chat_id, text, message_thread_id=self._thread_id
+                    )
                     self._message_id = sent.message_id
                 else:
                     await self._bot.edit_message_text(text, self._chat_id, self._message_id)

@@ -64,7 +64,10 @@ _FORGET_MANY = delete(Episode).where(
     Episode.owner_key == bindparam("owner"), Episode.id.in_(bindparam("ids", expanding=True))
 )
 _FORGET_ALL = delete(Episode).where(Episode.owner_key == bindparam("owner"))
-_CHAT_OF_KEY = select(Chat.id, Chat.current_session_id).where(Chat.key == bindparam("key"))
+# A chat's conversations: its own key, and a forum's topics (``tg:<chat id>:<thread id>``).
+_CHATS_OF_KEY = select(Chat.id, Chat.current_session_id).where(
+    (Chat.key == bindparam("key")) | (func.substr(Chat.key, 1, bindparam("n")) == bindparam("topic"))
+)
 _CHAT_SESSIONS = select(Session.id).where(Session.chat_id == bindparam("chat_id"))
 _FORGET_MESSAGES = delete(Message).where(Message.session_id.in_(_CHAT_SESSIONS.scalar_subquery()))
 _FORGET_OLD_SESSIONS = delete(Session).where(
@@ -260,8 +263,10 @@ class Episodes:
         key, user_id, chat_id = _chat_key(owner)
         async with self._db.transaction() as conn:
             deleted = int((await conn.execute(_FORGET_ALL, {"owner": owner})).rowcount)
-            chat = (await conn.execute(_CHAT_OF_KEY, {"key": key})).first() if key else None
-            if chat is not None:
+            topic = f"{key}:"
+            params = {"key": key, "topic": topic, "n": len(topic)}
+            chats = (await conn.execute(_CHATS_OF_KEY, params)).all() if key else []
+            for chat in chats:
                 await conn.execute(_FORGET_MESSAGES, {"chat_id": chat.id})
                 await conn.execute(
                     _FORGET_OLD_SESSIONS, {"chat_id": chat.id, "keep": chat.current_session_id}

@@ -77,6 +77,9 @@ class Settings(BaseSettings):
     telegram_webhook_listen: str = "127.0.0.1:8443"
     telegram_webhook_secret: SecretStr | None = None
     embedding_model: str | None = None
+    # A litellm transcription model (e.g. openai/whisper-1) on the LLM's endpoint; unset: voice
+    # notes get a notice instead of an answer.
+    transcription_model: str | None = None
 
     # Tuning knobs (not in the contract; safe defaults).
     history_tokens: int = Field(default=12_000, ge=500)
@@ -89,6 +92,9 @@ class Settings(BaseSettings):
     # folder may hold, and who may talk to its HTTP transports.
     files_max_write_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
     files_quota_bytes: int = Field(default=200 * 1024 * 1024, ge=1024)
+    # Telegram: the largest voice note, photo or document the bot downloads (the Bot API serves
+    # at most 20 MB).
+    media_max_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
     mcp_token: SecretStr | None = None
     mcp_allowed_hosts: Annotated[tuple[str, ...], NoDecode] = ()
     # omni gateway: the largest request body, how long one request may take, how many run at once.
@@ -101,6 +107,9 @@ class Settings(BaseSettings):
     # Several workers on one database: a claimed update whose worker stopped renewing its lease
     # for this long is taken over by another worker.
     update_lease_s: float = Field(default=60.0, ge=5)
+    # Telegram: an answer that would take more messages than this goes out as a .md document
+    # after a short summary message (bot/long_answer.py).
+    long_answer_messages: int = Field(default=3, ge=1)
     # The Telegram user whose memory the skills server's callers without ``_meta`` (IDEs) share.
     memory_user: int | None = None
 
@@ -141,7 +150,7 @@ class Settings(BaseSettings):
             return tuple(h.strip().lower() for h in value.split(",") if h.strip())
         return value
 
-    @field_validator("memory_user", mode="before")
+    @field_validator("memory_user", "transcription_model", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value

@@ -37,17 +37,20 @@ class PostgresServer:
         return url.render_as_string(hide_password=False)
 
     def drop(self, database: str) -> None:
-        """Drop ``database``. An autovacuum worker may still be in it, which plain DROP waits
-        out (a retry) and DROP ... WITH (FORCE) may not end for a role that is no superuser."""
-        for attempt in range(20):
-            try:
-                self.run(f'DROP DATABASE IF EXISTS "{database}"')
-                return
-            except Exception:  # "is being accessed by other users": give it a moment
-                if attempt == 19:
-                    self.run(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        """Drop ``database``, ending our sessions still in it (WITH (FORCE)). That cannot end an
+        autovacuum worker's for a role that is no superuser; a plain DROP can (it stops the
+        worker and waits for it), so that is the second try."""
+        try:
+            self.run(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        except Exception:
+            for attempt in range(3):
+                try:
+                    self.run(f'DROP DATABASE IF EXISTS "{database}"')
                     return
-                time.sleep(0.1)
+                except Exception:
+                    if attempt == 2:
+                        raise
+                    time.sleep(0.5)
 
     def run(self, *statements: str) -> None:
         """Run statements (outside a transaction, as CREATE/DROP DATABASE need) as the admin role."""

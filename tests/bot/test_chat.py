@@ -130,7 +130,8 @@ async def test_long_markdown_answer_arrives_in_valid_chunks_in_order(
     answer = "\n".join(sections)
     assert len(answer) > 10_000
     expected = len(render(answer))
-    async with in_process_bot(make_settings) as (tg, llm, _):
+    # Chunks, not the summary and .md document a long answer gets by default (test_long_answer).
+    async with in_process_bot(make_settings, long_answer_messages=expected) as (tg, llm, _):
         llm.enqueue(ScriptedReply(text=answer))
         tg.push_text(FRIEND, "write a lot")
         sent = await tg.messages(expected)

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from bot.chat import MEDIA_NOTICE
+from bot import media
 from omni.settings import Settings
 from tests.bot.conftest import FRIEND, STRANGER, bot_running, fakes_in_loop, in_process_bot, settings_for
 from tests.fakes.telegram_api import BOT_ID, BOT_USERNAME, FakeTelegram
@@ -95,9 +95,11 @@ async def test_odd_updates_never_crash_and_get_at_most_a_notice(
         sent = await tg.messages(6)
         await asyncio.sleep(0.3)
         texts = tg.texts()
-        assert texts.count(MEDIA_NOTICE) == 3  # sticker, photo, voice in the private chat
+        # Sticker, photo (the model has no vision), voice (no transcription model): one notice each.
+        notices = (media.UNSUPPORTED_NOTICE, media.NO_VISION_NOTICE.format(model="openai/fake-model"))
+        assert all(texts.count(n) == 1 for n in (*notices, media.NO_VOICE_NOTICE))
         group_texts = tg.texts(GROUP)
-        assert group_texts == ["echo: hello group"]  # only when mentioned
+        assert group_texts == ["echo: [Ana] hello group"]  # only when mentioned; the speaker named
         long_reply = [s for s in sent if s.text.startswith("echo: ctrl")]
         assert len(long_reply) == 1 and len(tg.sent) == 6  # the long echo took two messages
         assert all("chatting" not in str(r) for r in llm.requests)
@@ -113,7 +115,7 @@ async def test_reply_to_the_bot_in_a_group_is_answered(make_settings: Callable[.
             "text": "earlier answer",
         }
         tg.push_text(FRIEND, "and then?", GROUP, chat_type="group", reply_to=ours)
-        assert (await tg.messages(1))[0].text == "echo: and then?"
+        assert (await tg.messages(1))[0].text == "echo: [Ana] and then?"
 
 
 async def test_an_update_delivered_again_is_not_answered_twice(

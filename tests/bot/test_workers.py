@@ -24,8 +24,9 @@ LEASE = "5"
 
 @pytest.fixture
 def workers(
-    start_bot: Callable[..., BotProcess], fakes_in_thread: Fakes, tmp_path: Path, postgres_url: str
+    postgres_url: str, start_bot: Callable[..., BotProcess], fakes_in_thread: Fakes, tmp_path: Path
 ) -> Iterator[tuple[Hook, Hook]]:
+    # postgres_url first: torn down last, once start_bot has stopped the workers using it.
     one, two = Hook(start_bot, fakes_in_thread.tg, tmp_path), Hook(start_bot, fakes_in_thread.tg, tmp_path)
     for hook in (one, two):
         hook.env |= {"OMNI_DATABASE_URL": postgres_url, "OMNI_ALLOWED_IDS": "*", "OMNI_UPDATE_LEASE_S": LEASE}

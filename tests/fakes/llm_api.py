@@ -126,11 +126,15 @@ class FakeLLM:
         # tool rounds that stay with their turn however requests interleave; a summary request,
         # offering no tools, still gets the echo). The call's result gets the echo too.
         self.tool_rule: tuple[str, dict[str, Any]] | None = None
+        self.transcript = "transcribed words"  # what /v1/audio/transcriptions answers
+        self.transcription_status = 200  # e.g. 400: the endpoint refuses every transcription
+        self.transcriptions: list[tuple[str, str, bytes]] = []  # (model, file name, audio)
         self.app = Starlette(
             routes=[
                 Route("/v1/chat/completions", self._completions, methods=["POST"]),
                 Route("/chat/completions", self._completions, methods=["POST"]),
                 Route("/v1/embeddings", self._embeddings, methods=["POST"]),
+                Route("/v1/audio/transcriptions", self._transcriptions, methods=["POST"]),
                 Route("/embeddings", self._embeddings, methods=["POST"]),
                 Route("/v1/models", self._models, methods=["GET"]),
                 Route("/models", self._models, methods=["GET"]),
@@ -273,6 +277,22 @@ class FakeLLM:
         if models is not None and model not in models:
             return _error(404, f"The model `{model}` does not exist or you do not have access to it.")
         return None
+
+    async def _transcriptions(self, request: Request) -> Response:
+        """OpenAI's speech to text: a multipart form with ``file`` and ``model``; ``{"text"}``."""
+        async with request.form() as form:  # closes the upload's temporary file
+            upload, model = form.get("file"), form.get("model")
+            if isinstance(upload, str) or upload is None or not isinstance(model, str):
+                return _error(400, "'file' and 'model' are required.")
+            audio = await upload.read()
+        if not audio:
+            return _error(400, "The audio file is empty.")
+        with self._lock:
+            self.transcriptions.append((model, upload.filename or "", audio))
+            text, status = self.transcript, self.transcription_status
+        if status != 200:
+            return _error(status, "The audio could not be transcribed.")
+        return JSONResponse({"text": text})
 
     async def _embeddings(self, request: Request) -> Response:
         try:

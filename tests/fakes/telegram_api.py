@@ -25,6 +25,10 @@ Webhook: ``setWebhook`` keeps its parameters in ``webhook`` (None once ``deleteW
 ``getWebhookInfo`` reports them, and like the real server ``getUpdates`` fails with 409 Conflict
 while a webhook is set. The fake posts nothing to the webhook: tests post updates to the bot.
 
+Files out: ``sendDocument`` and ``sendPhoto`` take a multipart upload (as PTB posts one) and
+check it like the real server: not empty, at most 50 MB (10 MB for a photo), a photo that is a
+PNG, JPEG, GIF or WebP image, a caption of at most 1024 characters; ``files`` lists what was sent.
+
 Outages: ``fail_for`` makes every call of a method fail (e.g. 502 on ``getUpdates``, or 429 with
 a ``retry_after``) for a number of seconds, beside ``fail_next``'s count of failing calls.
 
@@ -67,7 +71,7 @@ _JSON_FIELDS = {
     "scope",
     "link_preview_options",
 }
-_NUMBER_FIELDS = {"chat_id", "offset", "limit", "timeout", "message_id", "user_id"}
+_NUMBER_FIELDS = {"chat_id", "offset", "limit", "timeout", "message_id", "user_id", "message_thread_id"}
 # Update types Telegram sends only to a bot that names them in allowed_updates.
 _OPT_IN_UPDATES = frozenset({"chat_member", "message_reaction", "message_reaction_count"})
 
@@ -84,6 +88,21 @@ class Sent:
     reply_to: int | None
     at: float
     params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Uploaded:
+    """A file the bot uploaded in a multipart request."""
+
+    filename: str
+    data: bytes
+
+
+MAX_CAPTION = 1024
+MAX_DOWNLOAD = 20 * 1024 * 1024  # getFile's limit on the cloud Bot API
+MAX_DOCUMENT = 50 * 1024 * 1024
+MAX_PHOTO = 10 * 1024 * 1024
+_IMAGE_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a")
 
 
 @dataclass
@@ -122,15 +141,19 @@ class FakeTelegram:
         self.get_updates_times: list[float] = []
         self.push_times: dict[int, float] = {}
         self.chat_actions: list[tuple[int, str]] = []
+        self.chat_action_params: list[dict[str, Any]] = []  # each sendChatAction's parameters
         self.commands: dict[str, list[dict[str, Any]]] = {}
         self.callback_answers: list[dict[str, Any]] = []
         self._markups: dict[tuple[int, int], Any] = {}  # (chat, message) -> its inline keyboard
         self._next_callback_id = 1
         self._allowed_updates: frozenset[str] | None = None  # None: Telegram's default
         self.webhook: dict[str, Any] | None = None  # the last setWebhook's parameters
+        self.stored_files: dict[str, bytes] = {}  # file_id -> content, for getFile and downloads
+        self.downloads: list[str] = []  # file paths the bot downloaded, in order
         self.app = Starlette(
             routes=[
                 Route("/bot{token}/{method}", self._api, methods=["GET", "POST"]),
+                Route("/file/bot{token}/{path:path}", self._file, methods=["GET"]),
                 Route("/_control/push", self._ctl_push, methods=["POST"]),
                 Route("/_control/sent", self._ctl_sent, methods=["GET"]),
                 Route("/_control/fail", self._ctl_fail, methods=["POST"]),
@@ -196,6 +219,14 @@ class FakeTelegram:
             msg["reply_to_message"] = reply_to
         msg.update(extra or {})
         return msg
+
+    def add_file(self, data: bytes) -> dict[str, Any]:
+        """Store a file users send; returns the ``file_id``/``file_unique_id``/``file_size`` of
+        the object (Document, PhotoSize, Voice...) that carries it in a message."""
+        with self._lock:
+            file_id = f"file{len(self.stored_files) + 1}"
+            self.stored_files[file_id] = data
+        return {"file_id": file_id, "file_unique_id": f"u{file_id}", "file_size": len(data)}
 
     def push_text(self, user_id: int, text: str, chat_id: int | None = None, **kwargs: Any) -> int:
         """A user writes ``text``; returns the update id."""
@@ -326,6 +357,15 @@ class FakeTelegram:
                 raise TimeoutError(f"expected {n} messages, got {len(got)}: {[s.text for s in got]}")
             await asyncio.sleep(0.01)
 
+    def files(self, chat_id: int | None = None) -> list[tuple[str, Uploaded, str]]:
+        """(method, the upload, caption) of each file sent (to ``chat_id``), in order."""
+        with self._lock:
+            return [
+                (s.method, s.params[_FILE_FIELD[s.method]], s.text)
+                for s in self.sent
+                if s.method in _FILE_FIELD and (chat_id is None or s.chat_id == chat_id)
+            ]
+
     def pending_updates(self) -> int:
         with self._lock:
             return len(self._updates)
@@ -340,8 +380,12 @@ class FakeTelegram:
             if body:
                 params.update(json.loads(body))
         elif "form" in ctype:
-            form = await request.form()
-            params.update({k: v for k, v in form.items() if isinstance(v, str)})
+            async with request.form() as form:  # closes the uploads' temporary files
+                for key, value in form.items():
+                    # A multipart upload (sendDocument, sendPhoto): kept with its name and bytes.
+                    if not isinstance(value, str):
+                        value = Uploaded(value.filename or "", await value.read())
+                    params[key] = value
         for key, value in list(params.items()):
             if not isinstance(value, str):
                 continue
@@ -523,8 +567,68 @@ class FakeTelegram:
             raise _ApiError(400, "Bad Request: message text is empty")
         return text
 
+    async def _get_file(self, params: dict[str, Any]) -> Any:
+        """Like the cloud Bot API: a file's path for download, refused over 20 MB."""
+        file_id = str(params.get("file_id", ""))
+        with self._lock:
+            data = self.stored_files.get(file_id)
+        if data is None:
+            raise _ApiError(400, "Bad Request: invalid file_id")
+        if len(data) > MAX_DOWNLOAD:
+            raise _ApiError(400, "Bad Request: file is too big")
+        return {
+            "file_id": file_id,
+            "file_unique_id": f"u{file_id}",
+            "file_size": len(data),
+            "file_path": f"files/{file_id}",
+        }
+
+    async def _file(self, request: Request) -> Response:
+        """``/file/bot<token>/<file_path>``: the content of a file getFile named."""
+        if request.path_params["token"] != self.token:
+            return _error(401, "Unauthorized")
+        path = request.path_params["path"]
+        with self._lock:
+            data = self.stored_files.get(path.removeprefix("files/"))
+            self.downloads.append(path)
+        if data is None:
+            return _error(404, "Not Found")
+        return Response(data, media_type="application/octet-stream")
+
     async def _send_message(self, params: dict[str, Any]) -> Any:
         return self._record("sendMessage", params, self._check_text(params))
+
+    def _check_file(self, params: dict[str, Any], field: str, limit: int) -> tuple[Uploaded, str]:
+        if "chat_id" not in params:
+            raise _ApiError(400, "Bad Request: chat_id is empty")
+        upload = params.get(field)
+        if not isinstance(upload, Uploaded):
+            raise _ApiError(400, f"Bad Request: there is no {field} in the request")
+        if not upload.data:
+            raise _ApiError(400, "Bad Request: file must be non-empty")
+        if len(upload.data) > limit:
+            raise _ApiError(413, "Request Entity Too Large")
+        caption = str(params.get("caption") or "")
+        shown = parse_html(caption) if str(params.get("parse_mode", "")).upper() == "HTML" else caption
+        if utf16_len(shown) > MAX_CAPTION:
+            raise _ApiError(400, "Bad Request: message caption is too long")
+        return upload, caption
+
+    async def _send_document(self, params: dict[str, Any]) -> Any:
+        upload, caption = self._check_file(params, "document", MAX_DOCUMENT)
+        message = self._record("sendDocument", params, caption)
+        del message["text"]  # a file's message has a caption and the file instead
+        file = {"file_id": f"doc{message['message_id']}", "file_unique_id": f"d{message['message_id']}"}
+        return {**message, "caption": caption, "document": {**file, "file_name": upload.filename}}
+
+    async def _send_photo(self, params: dict[str, Any]) -> Any:
+        upload, caption = self._check_file(params, "photo", MAX_PHOTO)
+        if not upload.data.startswith(_IMAGE_MAGIC) and upload.data[8:12] != b"WEBP":
+            raise _ApiError(400, "Bad Request: IMAGE_PROCESS_FAILED")
+        message = self._record("sendPhoto", params, caption)
+        del message["text"]
+        size = {"file_id": f"photo{message['message_id']}", "file_unique_id": f"p{message['message_id']}"}
+        return {**message, "caption": caption, "photo": [{**size, "width": 1, "height": 1}]}
 
     async def _edit_message_text(self, params: dict[str, Any]) -> Any:
         return self._record("editMessageText", params, self._check_text(params), int(params["message_id"]))
@@ -550,6 +654,7 @@ class FakeTelegram:
     async def _send_chat_action(self, params: dict[str, Any]) -> Any:
         with self._lock:
             self.chat_actions.append((int(params["chat_id"]), str(params.get("action"))))
+            self.chat_action_params.append(dict(params))
         return True
 
     async def _set_my_commands(self, params: dict[str, Any]) -> Any:
@@ -643,6 +748,7 @@ class FakeTelegram:
             self.calls.clear()
             self.get_updates_times.clear()
             self.chat_actions.clear()
+            self.chat_action_params.clear()
             self.callback_answers.clear()
             self._failures.clear()
             self._outages.clear()
@@ -688,8 +794,11 @@ def _error(status: int, description: str, extra: dict[str, Any] | None = None) -
 
 _METHODS = {
     "getMe": FakeTelegram._get_me,
+    "getFile": FakeTelegram._get_file,
     "getUpdates": FakeTelegram._get_updates,
     "sendMessage": FakeTelegram._send_message,
+    "sendDocument": FakeTelegram._send_document,
+    "sendPhoto": FakeTelegram._send_photo,
     "editMessageText": FakeTelegram._edit_message_text,
     "sendChatAction": FakeTelegram._send_chat_action,
     "answerCallbackQuery": FakeTelegram._answer_callback_query,
@@ -704,3 +813,5 @@ _METHODS = {
     "close": FakeTelegram._true,
     "logOut": FakeTelegram._true,
 }
+
+_FILE_FIELD = {"sendDocument": "document", "sendPhoto": "photo"}
