@@ -22,6 +22,7 @@ import asyncio
 import hmac
 import ipaddress
 import logging
+import uuid
 from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Protocol
@@ -100,11 +101,15 @@ class Gateway:
         await self._app(scope, receive, send)
 
     async def _message(self, request: Request) -> Response:
-        asked = await read_asked(request, self.config.max_body_bytes)
-        turn = Turn(session_key=SESSION_PREFIX + asked.session_id, text=asked.message, is_admin=False)
-        with log_context(gateway_session=asked.session_id):
-            reply = await self._answer(turn)
-        return JSONResponse({"session_id": asked.session_id, "output": reply.text})
+        # Every line logged for this request carries its id; the caller gets it back to quote.
+        request_id = uuid.uuid4().hex[:16]
+        with log_context(request_id=request_id):
+            asked = await read_asked(request, self.config.max_body_bytes)
+            turn = Turn(session_key=SESSION_PREFIX + asked.session_id, text=asked.message, is_admin=False)
+            with log_context(gateway_session=asked.session_id):
+                reply = await self._answer(turn)
+        body = {"session_id": asked.session_id, "output": reply.text}
+        return JSONResponse(body, headers={"X-Request-Id": request_id})
 
     async def _answer(self, turn: Turn) -> Reply:
         with self.admission.slot():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
@@ -151,3 +152,31 @@ async def test_two_gateway_processes_take_turns_on_one_session(
         answers = [m.content for m in stored if m.role == "assistant"]
         questions = [m.content for m in stored if m.role == "user"]
         assert answers == [f"echo: {q}" for q in questions]
+
+
+async def test_each_answer_names_its_request_and_its_log_lines_carry_it(
+    in_process: InProcessFactory, sqlite_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    from omni.logging import current_context
+
+    seen: list[object] = []
+
+    class Recorder(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.name == "agent.llm":
+                seen.append(current_context().get("request_id"))
+
+    recorder = Recorder()
+    caplog.set_level(logging.INFO, logger="agent.llm")
+    logging.getLogger("agent.llm").addHandler(recorder)
+    try:
+        async with in_process(sqlite_url) as gw:
+            ids = []
+            for text in ("one", "two"):
+                response = await gw.client.post("/message", json=message("ids", text))
+                assert response.status_code == 200
+                ids.append(response.headers["X-Request-Id"])
+    finally:
+        logging.getLogger("agent.llm").removeHandler(recorder)
+    assert len(set(ids)) == 2 and all(len(i) == 16 for i in ids)
+    assert set(ids) <= set(seen)  # the LLM call of each request was logged under its id
