@@ -80,6 +80,13 @@ class _Worker:
     stopped: bool = False  # the current job was cancelled by /stop (not by shutdown)
     delivering: bool = False  # the current job's answer is being sent: too late to /stop it
 
+    def queue(self, job: Job) -> None:
+        """Queue ``job`` in update order: one replayed from another worker goes before younger ones."""
+        later = next(
+            (i for i, queued in enumerate(self.jobs) if queued.update.update_id > job.update.update_id), None
+        )
+        self.jobs.insert(len(self.jobs) if later is None else later, job)
+
 
 class ChatRouter:
     """The per-chat workers of this process."""
@@ -114,9 +121,7 @@ class ChatRouter:
         worker = self._workers.setdefault(chat_id, _Worker())
         if len(worker.jobs) >= MAX_QUEUED_PER_CHAT:
             return False
-        # In update order: an update replayed from another worker goes before younger ones.
-        later = [i for i, queued in enumerate(worker.jobs) if queued.update.update_id > job.update.update_id]
-        worker.jobs.insert(later[0] if later else len(worker.jobs), job)
+        worker.queue(job)
         self.queued_ids.add(job.update.update_id)
         if worker.task is None:
             worker.task = asyncio.create_task(self._run(chat_id, worker), name=f"chat-{chat_id}")
@@ -133,8 +138,7 @@ class ChatRouter:
                 try:
                     await self._settle(job, worker, worker.current)
                 except _OlderFirst:
-                    # Back in the queue, behind the older one.
-                    worker.jobs = deque(sorted([*worker.jobs, job], key=lambda j: j.update.update_id))
+                    worker.queue(job)  # back in the queue, behind the older one
                 finally:
                     worker.current = None
                     self.queued_ids.discard(job.update.update_id)

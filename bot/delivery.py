@@ -154,32 +154,26 @@ async def send_upload(
     """Send a file, retrying like ``send_text``; a photo Telegram cannot process (a
     corrupt or oddly sized image) goes again as a document."""
     reply = ReplyParameters(reply_to, allow_sending_without_reply=True) if reply_to else None
-    caption = _caption(upload.caption)
+
+    async def send(method: Callable[..., Awaitable[Message]]) -> Message:
+        async for attempt in _retrying():
+            with attempt:
+                return await method(
+                    chat_id,
+                    upload.data,
+                    caption=_caption(upload.caption),
+                    filename=upload.filename,
+                    reply_parameters=reply,
+                    message_thread_id=thread_id,
+                )
+        raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
+
     if upload.photo:
         try:
-            async for attempt in _retrying():
-                with attempt:
-                    return await bot.send_photo(
-                        chat_id,
-                        upload.data,
-                        caption=caption,
-                        filename=upload.filename,
-                        reply_parameters=reply,
-                        message_thread_id=thread_id,
-                    )
+            return await send(bot.send_photo)
         except BadRequest as exc:
             log.warning("Telegram refused a photo (%s); sending it as a document", exc.message)
-    async for attempt in _retrying():
-        with attempt:
-            return await bot.send_document(
-                chat_id,
-                upload.data,
-                caption=caption,
-                filename=upload.filename,
-                reply_parameters=reply,
-                message_thread_id=thread_id,
-            )
-    raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
+    return await send(bot.send_document)
 
 
 async def _send_part(

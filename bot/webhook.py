@@ -37,6 +37,7 @@ from bot.context import BotDeps, OmniApplication
 from memory.kv import KeyValues
 from memory.updates import UpdateLedger
 from omni.logging import redact_also
+from omni.net import bind_tcp
 from omni.settings import Settings
 
 if TYPE_CHECKING:
@@ -180,20 +181,12 @@ def _peer(request: Request) -> str:
 def _bind(listen: str) -> socket.socket:
     """A listening socket for ``host:port`` (validated by the settings)."""
     host, _, port = listen.rpartition(":")
-    host = host.strip("[]")
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    # IPPROTO_TCP: asyncio sets TCP_NODELAY only on sockets that say TCP; without it each
-    # answer could wait ~40 ms for Nagle's algorithm, and Telegram waits for every answer.
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a restart binds at once
     try:
-        sock.bind((host, int(port)))
+        return bind_tcp(host, int(port))
     except OSError as exc:
-        sock.close()
         reason = exc.strerror or str(exc)
         where = f"{listen} (OMNI_TELEGRAM_WEBHOOK_LISTEN)"
         raise WebhookUnavailable(f"cannot listen on {where}: {reason}") from None
-    return sock
 
 
 class WebhookServer:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import ipaddress
 import logging
 import uuid
 from contextlib import AbstractAsyncContextManager, nullcontext
@@ -44,6 +43,7 @@ from memory.errors import StoreError
 from memory.locks import ConversationLocks
 from omni.errors import OmniError
 from omni.logging import log_context
+from omni.net import is_loopback
 from omni.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -208,17 +208,6 @@ class _Guard:
             "missing or wrong Authorization: Bearer token",
             {"WWW-Authenticate": "Bearer"},
         )
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` (a name or an address, IPv6 with or without brackets) is this machine only."""
-    name = host.strip("[]").lower()
-    if name == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False  # any other name may resolve anywhere
 
 
 def _is_loopback_host(header: str) -> bool:

@@ -23,10 +23,11 @@ from collections.abc import Iterator
 import uvicorn
 
 from agent.factory import open_agent
-from gateway.app import GatewayConfig, build_gateway, is_loopback
+from gateway.app import GatewayConfig, build_gateway
 from memory.locks import ConversationLocks
 from memory.store import open_store
 from omni.errors import SettingsError
+from omni.net import bind_tcp, is_loopback
 from omni.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -48,7 +49,7 @@ async def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8080) -
     """Serve until SIGTERM/SIGINT; the process exit code."""
     check_access(settings, host)
     try:
-        sock = _bind(host, port)
+        sock = bind_tcp(host, port)
     except (OSError, OverflowError) as exc:  # in use, no permission, unknown host
         log.error("cannot listen on %s:%s: %s", host, port, getattr(exc, "strerror", None) or exc)
         return EXIT_BIND
@@ -120,20 +121,6 @@ class _Stop:
         log.info("received %s: finishing requests in flight, then stopping", sig.name)
         if self._server is not None:
             self._server.should_exit = True
-
-
-def _bind(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on sockets whose proto says TCP; without
-    # it each response waits ~40 ms on Nagle's algorithm.
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError:
-        sock.close()
-        raise
-    return sock
 
 
 def _url(sock: socket.socket) -> str:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import hmac
-import ipaddress
 from collections.abc import Iterator
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -28,23 +27,13 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mcp_server.server import SkillsServer
 from omni.errors import SettingsError
+from omni.net import is_loopback
 from omni.settings import Settings
 
 _LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
 _WILDCARDS = ("0.0.0.0", "::", "")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _OPEN_PATHS = ("/health",)  # liveness probes carry no secrets; /ready lists skills, so it is guarded
-
-
-def is_loopback(host: str) -> bool:
-    """Whether binding ``host`` keeps the server reachable from this machine only."""
-    name = host.strip("[]").lower()
-    if name == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False  # a hostname other than localhost may resolve anywhere
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,6 @@ import contextlib
 import logging
 import os
 import signal
-import socket
 import threading
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any, Literal, cast
@@ -27,6 +26,7 @@ from anyio.abc import TaskStatus
 from mcp_server.drain import DRAIN_S, Drain
 from mcp_server.server import SkillsServer, build_server
 from mcp_server.watch import watch_skills
+from omni.net import bind_tcp
 from omni.settings import Settings
 
 if TYPE_CHECKING:
@@ -146,7 +146,7 @@ async def _serve_http(server: SkillsServer, access: HttpAccess, transport: str, 
     from mcp_server.http import QuietSignalsServer, build_app
 
     try:
-        sock = _bind(host, port)
+        sock = bind_tcp(host, port)
     except (OSError, OverflowError) as exc:  # in use, no permission, unknown host, bad port
         log.error("cannot listen on %s:%s: %s", host, port, getattr(exc, "strerror", None) or exc)
         return EXIT_BIND
@@ -178,18 +178,6 @@ async def _serve_http(server: SkillsServer, access: HttpAccess, transport: str, 
     finally:
         sock.close()
     return EXIT_OK
-
-
-def _bind(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError:
-        sock.close()
-        raise
-    return sock
 
 
 def _url_host(host: str) -> str:
