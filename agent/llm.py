@@ -6,6 +6,11 @@ connection errors, 429, 5xx) are retried here with exponential backoff and jitte
 attempts and time, then become :class:`LLMUnavailable`; the provider refusing a request
 becomes :class:`LLMRejected`. The OpenAI SDK's own retries are switched off so this is the one
 retry policy.
+
+A completion can be streamed (``on_text``): the answer's text reaches the caller piece by piece
+as the model writes it, and the whole completion (text, tool calls, usage) is rebuilt from the
+chunks by litellm, the same as without streaming. A stream is retried like a call only until its
+first piece of text was passed on; after that, a retry would show the reader a second beginning.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any, Protocol
@@ -39,6 +44,7 @@ from omni.logging import fields
 log = logging.getLogger(__name__)
 
 Message = dict[str, Any]
+TextCallback = Callable[[str], Awaitable[None]]  # the next piece of an answer being written
 
 # HTTP statuses worth another try: timeout, conflict, too early, rate limit; 5xx below.
 _TRANSIENT_STATUS = frozenset({408, 409, 425, 429})
@@ -71,8 +77,15 @@ class LLMClient(Protocol):
     """What the agent needs from a model; LiteLLMClient is the real one."""
 
     async def complete(
-        self, messages: Sequence[Message], *, model: str, tools: Sequence[Message] | None = None
-    ) -> Completion: ...
+        self,
+        messages: Sequence[Message],
+        *,
+        model: str,
+        tools: Sequence[Message] | None = None,
+        on_text: TextCallback | None = None,
+    ) -> Completion:
+        """The model's answer; with ``on_text``, streamed: each piece of text as it is written."""
+        ...
 
     def warm_up(self) -> None: ...
 
@@ -228,7 +241,12 @@ class LiteLLMClient:
             threading.Thread(target=_import_litellm, name="litellm-import", daemon=True).start()
 
     async def complete(
-        self, messages: Sequence[Message], *, model: str, tools: Sequence[Message] | None = None
+        self,
+        messages: Sequence[Message],
+        *,
+        model: str,
+        tools: Sequence[Message] | None = None,
+        on_text: TextCallback | None = None,
     ) -> Completion:
         litellm = await load_litellm()
         kwargs = self._arguments(model, messages=list(messages))
@@ -236,7 +254,10 @@ class LiteLLMClient:
             kwargs["tools"] = list(tools)
         started = time.perf_counter()
         try:
-            response = await self._call_with_retries(litellm.acompletion, kwargs)
+            if on_text is None:
+                response = await self._call_with_retries(litellm.acompletion, kwargs)
+            else:
+                response = await self._stream(litellm, kwargs, on_text)
         except BaseException as exc:  # logged and re-raised: the line for a call that failed
             outcome = "cancelled" if isinstance(exc, asyncio.CancelledError) else "error"
             took = _ms_since(started)
@@ -307,12 +328,35 @@ class LiteLLMClient:
         log.info("transcription call", extra=fields(model=model, bytes=len(audio), duration_ms=took))
         return str(_field(response, "text") or "")
 
-    async def _call_with_retries(self, call: Any, kwargs: dict[str, Any]) -> Any:
+    async def _stream(self, litellm: ModuleType, kwargs: dict[str, Any], on_text: TextCallback) -> Any:
+        """A streamed completion, rebuilt from its chunks once the model is done."""
+        passed_on = False  # once text reached the reader, a failure is not retried
+
+        async def attempt(**call: Any) -> Any:
+            nonlocal passed_on
+            stream = await litellm.acompletion(**call, stream=True, stream_options={"include_usage": True})
+            chunks = []
+            try:
+                async for chunk in stream:
+                    chunks.append(chunk)
+                    piece = chunk.choices[0].delta.content if chunk.choices else None
+                    if piece:
+                        passed_on = True
+                        await on_text(piece)
+            finally:  # a cancelled turn (/stop) hangs up on the provider at once
+                await stream.aclose()
+            return litellm.stream_chunk_builder(chunks, messages=call["messages"])
+
+        return await self._call_with_retries(attempt, kwargs, retry_if=lambda: not passed_on)
+
+    async def _call_with_retries(
+        self, call: Any, kwargs: dict[str, Any], retry_if: Callable[[], bool] = lambda: True
+    ) -> Any:
         import openai
 
         policy = self.retry
         retrying = AsyncRetrying(
-            retry=retry_if_exception(is_transient),
+            retry=retry_if_exception(lambda exc: is_transient(exc) and retry_if()),
             stop=stop_after_attempt(policy.attempts) | stop_after_delay(policy.deadline),
             wait=wait_exponential_jitter(
                 multiplier=policy.initial_wait, max=policy.max_wait, jitter=policy.jitter

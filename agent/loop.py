@@ -15,7 +15,6 @@ in the background after the answer).
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import logging
 from collections import Counter
@@ -30,12 +29,11 @@ from agent.consolidation import Consolidator
 from agent.context import build_messages
 from agent.errors import AgentError
 from agent.limits import DailyLimit
-from agent.llm import Completion, LLMClient, Message
-from agent.prompts import group_message, memory_section, system_prompt
-from agent.types import Image, Progress, ProgressCallback, Reply, ServerStatus, ToolCall, Turn, Usage
+from agent.llm import Completion, LLMClient, Message, TextCallback
+from agent.prompts import group_message
+from agent.turn_prompt import ToolSizes, in_group, owner_of, turn_system_prompt, with_images
+from agent.types import Progress, ProgressCallback, Reply, ServerStatus, ToolCall, Turn, Usage
 from memory.conversations import estimate_tokens, message_tokens
-from memory.episodes import owner_for
-from memory.recall import Recalled
 from memory.store import Store
 from memory.types import Asked, Exchange, NewEpisode, NewMessage, StoredMessage, UsageRecord
 
@@ -115,29 +113,6 @@ class _Remembering:
     question_id: int | None = None  # the stored question's message id
 
 
-def _with_images(question: Message, images: Sequence[Image]) -> Message:
-    """The question as OpenAI-style content parts: its text, then each picture as a data URL."""
-    if question.get("role") != "user":
-        raise AgentError("a turn's pictures need its question last in the prompt")
-    parts: list[Message] = [{"type": "text", "text": question.get("content") or ""}]
-    for image in images:
-        data = base64.b64encode(image.data).decode("ascii")
-        parts.append({"type": "image_url", "image_url": {"url": f"data:{image.mime_type};base64,{data}"}})
-    return {**question, "content": parts}
-
-
-def in_group(turn: Turn) -> bool:
-    """Whether a Telegram turn comes from a member of a group (a private chat's id is its user's id)."""
-    return turn.user_id is not None and turn.telegram_chat_id not in (None, turn.user_id)
-
-
-def owner_of(turn: Turn) -> str:
-    """Whose memory a turn reads and grows. A Telegram chat is private when its id is the
-    sender's id (Telegram gives a private chat its user's id; groups have negative ids)."""
-    private = turn.telegram_chat_id is not None and turn.telegram_chat_id == turn.user_id
-    return owner_for(turn.user_id, turn.telegram_chat_id, private, turn.session_key)
-
-
 class Agent:
     """The conversation loop shared by the bot, `omni chat` and the gateway."""
 
@@ -158,7 +133,7 @@ class Agent:
         self._current: dict[str, int] = {}  # session key -> current session id
         self._window_start: dict[int, int] = {}  # session id -> oldest message its last window held
         # The tool list rarely changes: its size is kept rather than re-measured every turn.
-        self._tool_tokens: tuple[list[Message], int] = ([], 0)
+        self._tool_sizes = ToolSizes()
         self._compactor = Compactor(store, llm)
         self._consolidator = Consolidator(store, llm, config.consolidate_every)
         self.limits = DailyLimit(store.usage, config.daily_tokens, self._clock)
@@ -231,7 +206,11 @@ class Agent:
             self._window_start.pop(closed, None)
         self._current[session_key] = ref.session_id
 
-    async def reply(self, turn: Turn, progress: ProgressCallback | None = None) -> Reply:
+    async def reply(
+        self, turn: Turn, progress: ProgressCallback | None = None, *, stream: bool = False
+    ) -> Reply:
+        """Answer ``turn``; ``progress`` hears what is going on, and with ``stream`` also the
+        answer's text as it is written (the reply itself is the same either way)."""
         # Before anything is stored or recalled: a user over the limit costs no LLM call.
         await self.limits.check(turn)
         session_id = await self._session_of(turn)
@@ -253,9 +232,10 @@ class Agent:
             mark=False,  # counted in the answer's transaction (Exchange.recalled_ids)
         )
         memory.recalled = tuple(r.episode.id for r in recalled)
-        system = self._system_prompt(turn, tools, recalled)
+        now = self._clock().astimezone(self._config.timezone)
+        system = turn_system_prompt(turn, now, bool(tools), recalled, self._config.timezone)
         # What the system prompt and the tool schemas (sent with every request) leave of the budget.
-        room = max(self._config.history_tokens - estimate_tokens(system) - self._size_of(tools), 1)
+        room = max(self._config.history_tokens - estimate_tokens(system) - self._tool_sizes.of(tools), 1)
         # The question is stored and the window read after it in one transaction.
         asked = await self._store_question(session_id, turn, window_tokens=room)
         if asked.earlier is not None:  # this update was stored before: a replay after a crash
@@ -270,8 +250,14 @@ class Agent:
                 memory.question_id = asked.window[-1].id
         messages = build_messages(system, asked.window)
         if turn.images:  # this turn's pictures ride on its question, never stored
-            messages[-1] = _with_images(messages[-1], turn.images)
-        reply = await self._answer(session_id, turn, progress, model, tools, messages, memory)
+            messages[-1] = with_images(messages[-1], turn.images)
+        on_text = None
+        if stream and progress is not None:
+
+            async def on_text(piece: str) -> None:
+                await _notify(progress, Progress("text", piece))
+
+        reply = await self._answer(session_id, turn, progress, on_text, model, tools, messages, memory)
         # What the next turn's window would hold: this one's, the tool rounds and the answer.
         used = sum(m.tokens for m in asked.window) + memory.round_tokens + estimate_tokens(reply.text)
         count = len(asked.window) + memory.round_messages + 1
@@ -317,6 +303,7 @@ class Agent:
         session_id: int,
         turn: Turn,
         progress: ProgressCallback | None,
+        on_text: TextCallback | None,
         model: str,
         tools: list[Message],
         messages: list[Message],
@@ -325,7 +312,7 @@ class Agent:
         total = Usage()
         seen: Counter[str] = Counter()
         for _ in range(self._config.max_tool_rounds):
-            completion = await self._complete(messages, turn, session_id, model, tools, progress)
+            completion = await self._complete(messages, turn, session_id, model, tools, progress, on_text)
             total += completion.usage
             if not completion.tool_calls:
                 return await self._finish(
@@ -354,7 +341,9 @@ class Agent:
             memory.round_messages += 1 + len(results)
             memory.tools += [c.name for c in completion.tool_calls if c.name not in memory.tools]
             messages += [completion.message, *results]
-        return await self._final_without_tools(session_id, messages, turn, model, total, progress, memory)
+        return await self._final_without_tools(
+            session_id, messages, turn, model, total, progress, on_text, memory
+        )
 
     async def _complete(
         self,
@@ -364,9 +353,10 @@ class Agent:
         model: str,
         tools: list[Message],
         progress: ProgressCallback | None,
+        on_text: TextCallback | None,
     ) -> Completion:
         await _notify(progress, Progress("thinking", "Thinking…"))
-        completion = await self._llm.complete(messages, model=model, tools=tools or None)
+        completion = await self._llm.complete(messages, model=model, tools=tools or None, on_text=on_text)
         if completion.tool_calls:
             # Recorded at once: the turn may yet be cancelled while its tools run. A final
             # answer's usage is stored with the answer, in the same transaction (_finish).
@@ -381,33 +371,18 @@ class Agent:
         model: str,
         total: Usage,
         progress: ProgressCallback | None,
+        on_text: TextCallback | None,
         memory: _Remembering,
     ) -> Reply:
         """Out of tool rounds: ask once more, with no tools on offer, for the best answer so far."""
         rounds = self._config.max_tool_rounds
         note = {"role": "user", "content": FINAL_NOTE.format(rounds=rounds)}  # not stored
-        completion = await self._complete([*messages, note], turn, session_id, model, [], progress)
+        completion = await self._complete([*messages, note], turn, session_id, model, [], progress, on_text)
         total += completion.usage
         text = completion.text if completion.text and not completion.tool_calls else None
         return await self._finish(
             session_id, text or STEP_LIMIT_ANSWER.format(rounds=rounds), total, completion, turn, memory
         )
-
-    def _system_prompt(self, turn: Turn, tools: list[Message], recalled: Sequence[Recalled] = ()) -> str:
-        """The system prompt: who omni is, the time, the user, and what was recalled for the turn."""
-        now = self._clock().astimezone(self._config.timezone)
-        group = in_group(turn)
-        system = system_prompt(now, user_name=turn.user_name, tools=bool(tools), group=group)
-        remembered = memory_section([r.episode for r in recalled], self._config.timezone, group=group)
-        return system if remembered is None else f"{system}\n\n{remembered}"
-
-    def _size_of(self, tools: list[Message]) -> int:
-        """The tokens the tools' schemas take; kept while the list is the same object."""
-        seen, tokens = self._tool_tokens
-        if tools is not seen:
-            tokens = estimate_tokens(json.dumps(tools)) if tools else 0
-            self._tool_tokens = (tools, tokens)
-        return tokens
 
     def _usage(self, completion: Completion, turn: Turn, session_id: int) -> UsageRecord:
         return completion.usage_record(user_id=turn.user_id, session_id=session_id)

@@ -96,8 +96,9 @@ def load_mcp_file(path: Path) -> dict[str, ServerSpec | None]:
 def builtin_spec(settings: Settings) -> StdioSpec:
     """``omni mcp`` with this interpreter, given exactly the settings the skills need.
 
-    Secrets are not passed: the skills server needs no token or API key. It runs in the data
-    dir so a ``.env`` in the user's working directory is not read a second time.
+    Secrets are not passed, but for the one the skills server itself uses: the web search
+    provider's key. It runs in the data dir so a ``.env`` in the user's working directory is not
+    read a second time.
     """
     env = {
         "OMNI_DATA_DIR": str(settings.data_dir),
@@ -108,6 +109,7 @@ def builtin_spec(settings: Settings) -> StdioSpec:
         "OMNI_LOG_LEVEL": "WARNING" if settings.log_level == "INFO" else settings.log_level,
         "OMNI_LOG_FORMAT": settings.log_format,  # its stderr is ours: one format for every line
     }
+    env.update(_search_env(settings))
     settings.data_dir.mkdir(parents=True, exist_ok=True)  # its working directory
     if settings.skills_dirs:
         import os
@@ -120,6 +122,20 @@ def builtin_spec(settings: Settings) -> StdioSpec:
         cwd=str(settings.data_dir),
         builtin=True,
     )
+
+
+def _search_env(settings: Settings) -> dict[str, str]:
+    """The web search settings that are set (at most one provider), for the skills server."""
+    brave, tavily = settings.brave_api_key, settings.tavily_api_key
+    values = {
+        "OMNI_SEARXNG_URL": settings.searxng_url,
+        "OMNI_BRAVE_API_KEY": brave.get_secret_value() if brave else None,
+        "OMNI_BRAVE_API_URL": settings.brave_api_url,
+        "OMNI_TAVILY_API_KEY": tavily.get_secret_value() if tavily else None,
+        "OMNI_TAVILY_API_URL": settings.tavily_api_url,
+        "OMNI_WEB_SEARCH_ALLOW_PRIVATE": "true" if settings.web_search_allow_private else "false",
+    }
+    return {name: value for name, value in values.items() if value}
 
 
 def server_specs(settings: Settings) -> dict[str, ServerSpec]:

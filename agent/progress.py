@@ -22,6 +22,7 @@ _BUILTIN: dict[str, tuple[str, str, str | None]] = {
     "git_diff": ("🔀", "reading the diff of", "repo"),
     "git_show": ("🔀", "showing", "revision"),
     "fetch_url": ("🌐", "fetching", "url"),
+    "web_search": ("🔎", "searching the web for", "query"),
     "current_time": ("🕒", "checking the time in", "timezone"),
     "add_to_date": ("📅", "calculating a date", None),
     "days_between": ("📅", "counting days", None),

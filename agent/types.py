@@ -71,9 +71,11 @@ class ToolCall:
 
 @dataclass(frozen=True, slots=True)
 class Progress:
-    """What the agent is doing now, for a live status line ("📄 reading notes.md…")."""
+    """What the agent is doing now, for a live status line ("📄 reading notes.md…"); with a
+    streamed reply, also each piece of the answer as the model writes it (``text``). Every
+    model call starts with ``thinking``: text streamed before it belonged to a tool round."""
 
-    kind: Literal["thinking", "tool_start", "tool_end"]
+    kind: Literal["thinking", "tool_start", "tool_end", "text"]
     text: str
     tool: str | None = None
 

@@ -4,7 +4,9 @@ A handler never waits for the LLM: it queues a job on its chat's worker and retu
 moves on to the next update (another chat's, or a /stop). The worker runs that chat's jobs one
 at a time, in arrival order, each as its own task so /stop can cancel the reply being worked on.
 Workers exist only while their chat has work, and each queue is bounded. A forum's topics are
-separate conversations (bot/topics.py) but one chat here: answered in order, one at a time.
+separate conversations (bot/topics.py) with a worker each: a slow answer in one topic does not
+hold up the others. (Across several processes a chat's updates still take turns, topics
+included: the ledger orders them by chat.)
 
 Each queued update is closed in the ledger in one place, ``ChatRouter._settle``, when its job
 ends: answered, stopped, or failed; a job that delivers an answer closes it with the delivery
@@ -32,6 +34,7 @@ from agent.types import Image
 from bot import delivery, long_answer
 from bot.context import OmniContext
 from bot.status import StatusLine
+from bot.stream import AnswerStream
 from bot.topics import Place, place_of
 from memory.locks import ConversationLocks
 from memory.types import UpdateStatus
@@ -101,40 +104,40 @@ class ChatRouter:
         self._ledger = ledger
         self._locks = locks
         self._owner = owner  # this worker, as the ledger names its claims
-        self._workers: dict[int, _Worker] = {}
+        self._workers: dict[Place, _Worker] = {}
         self.queued_ids: set[int] = set()  # updates whose job closes them in the ledger
-        self._latest_message: dict[int, int] = {}  # newest incoming message id per chat
+        self._latest_message: dict[Place, int] = {}  # newest incoming message id per conversation
         self._on_failure = on_failure
         self._closing = False
 
-    def note_incoming(self, chat_id: int, message_id: int) -> None:
-        self._latest_message[chat_id] = max(message_id, self._latest_message.get(chat_id, 0))
+    def note_incoming(self, place: Place, message_id: int) -> None:
+        self._latest_message[place] = max(message_id, self._latest_message.get(place, 0))
 
-    def newer_than(self, chat_id: int, message_id: int) -> bool:
-        """Whether messages arrived in the chat after ``message_id`` (then we quote it)."""
-        return self._latest_message.get(chat_id, 0) > message_id
+    def newer_than(self, place: Place, message_id: int) -> bool:
+        """Whether messages arrived in the conversation after ``message_id`` (then we quote it)."""
+        return self._latest_message.get(place, 0) > message_id
 
-    def submit(self, chat_id: int, job: Job) -> bool:
-        """Queue ``job`` behind the chat's earlier work; False when the chat's queue is full."""
+    def submit(self, place: Place, job: Job) -> bool:
+        """Queue ``job`` behind the conversation's earlier work; False when its queue is full."""
         if self._closing:
             return False
-        worker = self._workers.setdefault(chat_id, _Worker())
+        worker = self._workers.setdefault(place, _Worker())
         if len(worker.jobs) >= MAX_QUEUED_PER_CHAT:
             return False
         worker.queue(job)
         self.queued_ids.add(job.update.update_id)
         if worker.task is None:
-            worker.task = asyncio.create_task(self._run(chat_id, worker), name=f"chat-{chat_id}")
+            worker.task = asyncio.create_task(self._run(place, worker), name=f"chat-{place.session_key}")
         return True
 
-    async def _run(self, chat_id: int, worker: _Worker) -> None:
+    async def _run(self, place: Place, worker: _Worker) -> None:
         try:
             while worker.jobs:
                 job = worker.jobs.popleft()
                 # This task was created under the update that woke the worker: log as this one's.
                 bind(update_id=job.update.update_id)
                 worker.stopped = worker.delivering = False
-                worker.current = asyncio.create_task(self._in_turn(chat_id, job, worker))
+                worker.current = asyncio.create_task(self._in_turn(place, job, worker))
                 try:
                     await self._settle(job, worker, worker.current)
                 except _OlderFirst:
@@ -145,8 +148,8 @@ class ChatRouter:
         finally:
             if worker.current is not None:
                 worker.current.cancel()
-            self._workers.pop(chat_id, None)
-            self._latest_message.pop(chat_id, None)
+            self._workers.pop(place, None)
+            self._latest_message.pop(place, None)
 
     async def _settle(self, job: Job, worker: _Worker, running: asyncio.Task[Closed | None]) -> None:
         """Await a job and close its update in the ledger: the one place a queued update is
@@ -182,7 +185,7 @@ class ChatRouter:
         """Whether other workers may answer this bot's chats too (a PostgreSQL database)."""
         return self._locks is not None and self._locks.shared
 
-    async def _in_turn(self, chat_id: int, job: Job, worker: _Worker) -> Closed | None:
+    async def _in_turn(self, place: Place, job: Job, worker: _Worker) -> Closed | None:
         """Run ``job`` when it is the chat's turn across workers: after the older updates of the
         chat that other workers hold, and never beside another worker's job for the chat. One
         worker alone (SQLite) has its queue for that."""
@@ -194,24 +197,24 @@ class ChatRouter:
         while True:
             if any(queued.update.update_id < update_id for queued in worker.jobs):
                 raise _OlderFirst  # one taken over from another worker while we waited
-            if await self._ledger.turn_of(chat_id, update_id, self._owner):
+            if await self._ledger.turn_of(place.chat_id, update_id, self._owner):
                 break
             await asyncio.sleep(TURN_POLL_S)
-        async with self._locks.hold(f"tg:{chat_id}"):
+        async with self._locks.hold(place.session_key):
             return await job.work()
 
-    def stop(self, chat_id: int) -> bool:
-        """Cancel the job being worked on in the chat; False when there is none."""
-        worker = self._workers.get(chat_id)
+    def stop(self, place: Place) -> bool:
+        """Cancel the job being worked on in the conversation; False when there is none."""
+        worker = self._workers.get(place)
         if worker is None or worker.current is None or worker.current.done() or worker.delivering:
             return False
         worker.stopped = True
         worker.current.cancel()
         return True
 
-    def delivering(self, chat_id: int) -> None:
-        """The chat's answer is ready and being sent: /stop no longer applies to it."""
-        worker = self._workers.get(chat_id)
+    def delivering(self, place: Place) -> None:
+        """The conversation's answer is ready and being sent: /stop no longer applies to it."""
+        worker = self._workers.get(place)
         if worker is not None:
             worker.delivering = True
 
@@ -271,21 +274,28 @@ async def answer(
     )
     await deps.access.seen(user.id, user.full_name, user.username)  # before the agent: chats.owner_id
     typing = asyncio.create_task(_keep_typing(context.bot, place))
-    status = StatusLine(context.bot, chat_id, thread_id=place.thread_id)
+    preview = await _preview(update, context, place) if deps.settings.stream_answers else None
+    status = StatusLine(context.bot, chat_id, thread_id=place.thread_id) if preview is None else None
     try:
         # An OmniError goes up to the chat's worker: bot/errors.py tells the user in its words,
         # and the worker closes the update.
-        reply = await deps.agent.reply(turn, status)
+        reply = await deps.agent.reply(turn, preview or status, stream=preview is not None)
+    except BaseException:  # failed, stopped or shut down: no half answer stays in the chat
+        if preview is not None:
+            await preview.discard()
+        raise
     finally:
         typing.cancel()
-        await status.close()
+        if status is not None:
+            await status.close()
+    edit = await preview.close() if preview is not None else None
     if deps.chats.shared and not await deps.store.updates.still_ours(update.update_id, deps.boot_id):
         # Our lease ran out while we worked (a stall) and another worker took the update over:
         # it answers, not us.
         log.warning("update %s was taken over by another worker; not sending our answer", update.update_id)
         return Closed.ELSEWHERE
-    deps.chats.delivering(chat_id)
-    quote = message.message_id if deps.chats.newer_than(chat_id, message.message_id) else None
+    deps.chats.delivering(place)
+    quote = message.message_id if deps.chats.newer_than(place, message.message_id) else None
     # A long answer becomes a summary and a .md document (deterministic, like the chunks).
     chunks = long_answer.parts(reply.text, deps.settings.long_answer_messages) or [NO_ANSWER]
     if preface is not None:
@@ -301,8 +311,42 @@ async def answer(
         replayed=reply.replayed,
         reply_to=quote,
         thread_id=place.thread_id,
+        edit=edit,
     )
+    if edit is not None:
+        await deps.store.kv.delete(_preview_key(update.update_id))
     return Closed.BY_DELIVERY
+
+
+def _preview_key(update_id: int) -> str:
+    return f"preview:{update_id}"  # store.kv: the preview message of an update being answered
+
+
+async def _preview(update: Update, context: OmniContext, place: Place) -> AnswerStream:
+    """The streamed preview of the answer to ``update``. A group's is a message, which an
+    earlier attempt at this update may have left (a process killed mid-stream): resumed."""
+    message = update.message
+    assert message is not None
+    deps = context.deps
+    private = message.chat.type == ChatType.PRIVATE
+    key = _preview_key(update.update_id)
+    left = None if private else await deps.store.kv.get(key)
+
+    async def remember(message_id: int | None) -> None:
+        if message_id is None:
+            await deps.store.kv.delete(key)
+        else:
+            await deps.store.kv.set(key, message_id)
+
+    return AnswerStream(
+        context.bot,
+        place,
+        private=private,
+        draft_id=message.message_id,
+        quote=lambda: message.message_id if deps.chats.newer_than(place, message.message_id) else None,
+        message_id=left if isinstance(left, int) else None,
+        on_message=remember,
+    )
 
 
 def _text_for_agent(update: Update, bot_username: str | None) -> str:
@@ -329,14 +373,15 @@ async def enqueue(update: Update, context: OmniContext, work: Work) -> None:
     message = update.message
     assert message is not None
     chats = context.deps.chats
-    chats.note_incoming(message.chat.id, message.message_id)
-    if not chats.submit(message.chat.id, Job(update, work)):
+    place = place_of(message)
+    chats.note_incoming(place, message.message_id)
+    if not chats.submit(place, Job(update, work)):
         await delivery.send_text(
             context.bot,
             message.chat.id,
             BUSY_NOTICE,
             reply_to=message.message_id,
-            thread_id=place_of(message).thread_id,
+            thread_id=place.thread_id,
         )
 
 

@@ -104,7 +104,9 @@ async def cmd_stop(update: Update, context: OmniContext) -> None:
     """/stop: cancel the reply being worked on in this chat."""
     chat = update.effective_chat
     assert chat is not None
-    if context.deps.chats.stop(chat.id):
+    # In a forum, the topic /stop was sent in (a message's place; a chat of its own otherwise).
+    place = place_of(update.message) if update.message is not None else Place(chat.id)
+    if context.deps.chats.stop(place):
         await reply(update, context, "Stopped. I won't finish that reply.")
     else:
         await reply(update, context, "There is nothing to stop right now.")
@@ -352,7 +354,7 @@ async def _forget_all(
         await deps.agent.new_session(place.session_key, telegram_chat_id=chat.id)
         await query.edit_message_text(f"Done: I forgot {_memories(forgotten)} and our conversation history.")
 
-    if deps.chats.submit(chat.id, Job(update, work)):
+    if deps.chats.submit(place, Job(update, work)):
         await query.answer("Forgetting…")
     else:
         assert context.user_data is not None

@@ -15,22 +15,25 @@ sends back); both are sent, retried and recorded alike.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dtm
 import logging
 import warnings
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import httpx
 from telegram import Bot, Message, ReplyParameters
 from telegram.constants import MessageLimit, ParseMode
-from telegram.error import BadRequest, NetworkError, RetryAfter
+from telegram.error import BadRequest, NetworkError, RetryAfter, TelegramError
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
 
 from bot.format import to_plain, utf16_len
 from memory.updates import UpdateLedger
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # A flood-wait longer than this is not worth holding a reply for; the error handler reports it.
 MAX_RETRY_AFTER_S = 60.0
@@ -93,6 +96,22 @@ def _retrying() -> AsyncRetrying:
     return AsyncRetrying(retry=retry_if_exception(_transient), wait=_wait, stop=_stop, reraise=True)
 
 
+async def _html_or_plain(send: Callable[[str, str | None], Awaitable[T]], text: str, html: bool) -> T:
+    """``send(text, parse_mode)``, retrying 429s and connection errors; HTML refused -> plain text."""
+    try:
+        async for attempt in _retrying():
+            with attempt:
+                return await send(text, ParseMode.HTML if html else None)
+    except BadRequest as exc:
+        if not html or "parse entities" not in exc.message.lower():
+            raise
+        log.warning("Telegram refused our HTML (%s); sending plain text", exc.message)
+    async for attempt in _retrying():
+        with attempt:
+            return await send(to_plain(text), None)
+    raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
+
+
 async def send_text(
     bot: Bot,
     chat_id: int,
@@ -105,26 +124,33 @@ async def send_text(
     """Send one message (into the forum topic ``thread_id``), retrying 429s and connection
     errors; HTML refused -> plain text."""
     reply = ReplyParameters(reply_to, allow_sending_without_reply=True) if reply_to else None
+
+    async def send(body: str, parse_mode: str | None) -> Message:
+        return await bot.send_message(
+            chat_id, body, parse_mode=parse_mode, reply_parameters=reply, message_thread_id=thread_id
+        )
+
+    return await _html_or_plain(send, text, html)
+
+
+async def edit_text(bot: Bot, chat_id: int, message_id: int, text: str) -> bool:
+    """Make the message ``message_id`` (a streamed preview) show the HTML ``text``, retrying
+    like ``send_text``; False when the message is gone (deleted), so the caller sends anew."""
+
+    async def edit(body: str, parse_mode: str | None) -> None:
+        try:
+            await bot.edit_message_text(body, chat_id, message_id, parse_mode=parse_mode)
+        except BadRequest as exc:  # the preview already shows exactly this: done
+            if "not modified" not in exc.message.lower():
+                raise
+
     try:
-        async for attempt in _retrying():
-            with attempt:
-                return await bot.send_message(
-                    chat_id,
-                    text,
-                    parse_mode=ParseMode.HTML if html else None,
-                    reply_parameters=reply,
-                    message_thread_id=thread_id,
-                )
+        await _html_or_plain(edit, text, True)
     except BadRequest as exc:
-        if not html or "parse entities" not in exc.message.lower():
+        if "not found" not in exc.message.lower():
             raise
-        log.warning("Telegram refused our HTML (%s); sending plain text", exc.message)
-    async for attempt in _retrying():
-        with attempt:
-            return await bot.send_message(
-                chat_id, to_plain(text), reply_parameters=reply, message_thread_id=thread_id
-            )
-    raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
+        return False
+    return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,11 +203,19 @@ async def send_upload(
 
 
 async def _send_part(
-    bot: Bot, chat_id: int, part: Part, reply_to: int | None, thread_id: int | None
-) -> Message:
+    bot: Bot, chat_id: int, part: Part, reply_to: int | None, thread_id: int | None, edit: int | None
+) -> int:
+    """Send ``part``, or make the message ``edit`` (a streamed preview) show it; its message id."""
+    if edit is not None:
+        if isinstance(part, str) and await edit_text(bot, chat_id, edit, part):
+            return edit
+        with contextlib.suppress(TelegramError):  # not a text, or gone: the preview makes way
+            await bot.delete_message(chat_id, edit)
     if isinstance(part, Upload):
-        return await send_upload(bot, chat_id, part, reply_to=reply_to, thread_id=thread_id)
-    return await send_text(bot, chat_id, part, html=True, reply_to=reply_to, thread_id=thread_id)
+        message = await send_upload(bot, chat_id, part, reply_to=reply_to, thread_id=thread_id)
+    else:
+        message = await send_text(bot, chat_id, part, html=True, reply_to=reply_to, thread_id=thread_id)
+    return message.message_id
 
 
 OnSent = Callable[[list[int | None]], Awaitable[None]]
@@ -196,9 +230,11 @@ async def send_chunks(
     thread_id: int | None = None,
     done: Sequence[int | None] = (),
     on_sent: OnSent | None = None,
+    edit: int | None = None,
 ) -> list[int | None]:
     """Send chunks (HTML or files) in order (the first one replying to ``reply_to``), from the first one
-    past ``done`` (what an earlier attempt delivered); the message ids of all of them.
+    past ``done`` (what an earlier attempt delivered); the message ids of all of them. ``edit``:
+    a streamed preview message, which becomes the first chunk instead of a new message.
 
     ``on_sent`` gets the ids so far after each chunk but the last, before anything else
     happens: it records them (the caller records the last with whatever it does next). A chunk
@@ -208,7 +244,9 @@ async def send_chunks(
     for index in range(len(sent), len(chunks)):
         quote = reply_to if index == 0 else None
         try:
-            message = await _send_part(bot, chat_id, chunks[index], quote, thread_id)
+            message_id = await _send_part(
+                bot, chat_id, chunks[index], quote, thread_id, edit if index == 0 else None
+            )
         except NetworkError as exc:
             if not maybe_delivered(exc):
                 raise
@@ -221,7 +259,7 @@ async def send_chunks(
             )
             sent.append(None)
         else:
-            sent.append(message.message_id)
+            sent.append(message_id)
         if on_sent is not None and index + 1 < len(chunks):
             await on_sent(sent)
     return sent
@@ -238,16 +276,18 @@ async def deliver(
     replayed: bool,
     reply_to: int | None = None,
     thread_id: int | None = None,
+    edit: int | None = None,
 ) -> None:
     """Send an answer's chunks not delivered yet, record each as Telegram acknowledges it, and
-    close the update (with the last chunk's id, in one transaction).
+    close the update (with the last chunk's id, in one transaction). ``edit``: a streamed
+    preview message that becomes the first chunk.
 
     ``replayed``: the answer was stored by an earlier attempt, which may have sent part of it.
     Chunking is deterministic (``bot.format.render``, ``bot.long_answer.parts``), so recorded
     ids match chunks by index.
     """
     if answer_id is None:  # nothing to record the chunks on: send them all
-        await send_chunks(bot, chat_id, chunks, reply_to=reply_to, thread_id=thread_id)
+        await send_chunks(bot, chat_id, chunks, reply_to=reply_to, thread_id=thread_id, edit=edit)
         await ledger.finish(update_id, "answered")
         return
 
@@ -258,6 +298,13 @@ async def deliver(
     if done:
         log.info("update %s: %d of %d chunks were delivered before", update_id, len(done), len(chunks))
     sent = await send_chunks(
-        bot, chat_id, chunks, reply_to=reply_to, thread_id=thread_id, done=done, on_sent=record
+        bot,
+        chat_id,
+        chunks,
+        reply_to=reply_to,
+        thread_id=thread_id,
+        done=done,
+        on_sent=record,
+        edit=edit if not done else None,
     )
     await ledger.finish(update_id, "answered", sent=(answer_id, sent))

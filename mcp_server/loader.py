@@ -31,7 +31,7 @@ from mcp_types import ToolAnnotations
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from skills._context import SkillsContext
-from skills._tool import PROMPT_ATTR, TOOL_ATTR
+from skills._tool import ENABLED_ATTR, PROMPT_ATTR, TOOL_ATTR
 
 log = logging.getLogger(__name__)
 
@@ -203,6 +203,10 @@ def guard(fn: Callable[..., Awaitable[Any]], timeout: float) -> Callable[..., Aw
     return guarded
 
 
+def _always(_: SkillsContext) -> bool:
+    return True
+
+
 def _structured(fn: Callable[..., Any]) -> bool | None:
     # Plain text stays plain text; data (models, dicts, lists) gets structured output.
     return False if inspect.signature(fn).return_annotation in (str, "str") else None
@@ -298,6 +302,7 @@ class Registry:
         enabled = getattr(module, "enabled", None)
         if callable(enabled) and not enabled(self.context):
             raise SkillDisabled(meta.name)
+        tools = [fn for fn in tools if getattr(fn, ENABLED_ATTR, _always)(self.context)]
         self._check_names(folder, [fn.__name__ for fn in tools], [fn.__name__ for fn in prompts])
         tool_names = self._register_tools(folder, tools)
         prompt_names = self._register_prompts(folder, prompts, tool_names)

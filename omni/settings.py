@@ -88,6 +88,16 @@ class Settings(BaseSettings):
     tool_timeout: float = Field(default=60.0, gt=0)
     llm_timeout: float = Field(default=120.0, gt=0)
     web_allow_private: bool = False
+    # Web search (skills/web): at most one provider, a SearXNG instance or a Brave or Tavily key.
+    # The API URLs default to the real ones; changing them is for a proxy or a test double.
+    searxng_url: str | None = None
+    brave_api_key: SecretStr | None = None
+    brave_api_url: str = "https://api.search.brave.com/res/v1/web/search"
+    tavily_api_key: SecretStr | None = None
+    tavily_api_url: str = "https://api.tavily.com/search"
+    # Let the search endpoint sit on a loopback/private address (a self-hosted SearXNG) without
+    # opening fetch_url to the whole private network as OMNI_WEB_ALLOW_PRIVATE does.
+    web_search_allow_private: bool = False
     # The skills server's own limits (SECURITY.md): what one call may write, what a non-admin's
     # folder may hold, and who may talk to its HTTP transports.
     files_max_write_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
@@ -110,8 +120,18 @@ class Settings(BaseSettings):
     # Telegram: an answer that would take more messages than this goes out as a .md document
     # after a short summary message (bot/long_answer.py).
     long_answer_messages: int = Field(default=3, ge=1)
+    # Telegram: show answers while they are written (a draft in private chats, an edited message
+    # in groups: bot/stream.py); off, each answer arrives whole.
+    stream_answers: bool = True
     # The Telegram user whose memory the skills server's callers without ``_meta`` (IDEs) share.
     memory_user: int | None = None
+    # Reminders and scheduled tasks (agent/schedule_tools.py, agent/scheduler.py): the zone a
+    # user's times are read in until they set their own with /tz; a run found later than the
+    # grace period is reported missed instead of fired; each user's limits.
+    timezone: str = "UTC"
+    schedule_grace_s: float = Field(default=600.0, ge=0)
+    schedule_max_jobs: int = Field(default=50, ge=1)
+    schedule_min_interval_s: int = Field(default=300, ge=60)
 
     @model_validator(mode="before")
     @classmethod
@@ -150,10 +170,48 @@ class Settings(BaseSettings):
             return tuple(h.strip().lower() for h in value.split(",") if h.strip())
         return value
 
-    @field_validator("memory_user", "transcription_model", mode="before")
+    @field_validator(
+        "memory_user", "transcription_model", "searxng_url", "brave_api_key", "tavily_api_key", mode="before"
+    )
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("searxng_url", "brave_api_url", "tavily_api_url")
+    @classmethod
+    def _check_search_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value
+
+    @model_validator(mode="after")
+    def _one_search_provider(self) -> Settings:
+        # Two providers would leave which one answers (and is billed) to a rule nobody reads.
+        # Raised as SettingsError, not ValueError, so the line names the variables, not "settings".
+        providers = {
+            "OMNI_SEARXNG_URL": self.searxng_url,
+            "OMNI_BRAVE_API_KEY": self.brave_api_key,
+            "OMNI_TAVILY_API_KEY": self.tavily_api_key,
+        }
+        chosen = [name for name, value in providers.items() if value is not None]
+        if len(chosen) > 1:
+            raise SettingsError(f"{', '.join(chosen)}: more than one web search provider is set; keep one")
+        return self
+
+    @field_validator("timezone")
+    @classmethod
+    def _check_timezone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError  # stdlib, read only when set
+
+        if not value.strip():
+            return "UTC"  # blank: the default, as for the other optional settings
+        try:
+            if value != value.strip() or ".." in value or value.startswith("/"):
+                raise ValueError(value)
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError("is not an IANA time zone name (e.g. Europe/Berlin, UTC)") from None
+        return value
 
     @field_validator("log_format", mode="before")
     @classmethod
@@ -252,6 +310,8 @@ class Settings(BaseSettings):
             self.gateway_token,
             self.telegram_webhook_secret,
             self.mcp_token,
+            self.brave_api_key,
+            self.tavily_api_key,
         ]
         return [v.get_secret_value() for v in values if v is not None and v.get_secret_value()]
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 import anyio
 from mcp.server.mcpserver import Context
@@ -29,12 +29,23 @@ _SESSION = re.compile(r"[a-z]{1,16}:[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 
 
 @dataclass(frozen=True, slots=True)
+class WebSearch:
+    """The one configured web search provider (``web_search`` exists only when there is one)."""
+
+    provider: Literal["searxng", "brave", "tavily"]
+    url: str  # SearXNG: the instance's base URL; Brave, Tavily: the search endpoint
+    api_key: str | None = field(default=None, repr=False)
+    allow_private: bool = False  # the endpoint may resolve to a loopback/private address
+
+
+@dataclass(frozen=True, slots=True)
 class SkillsContext:
     """Server-wide state the tools share; built once from Settings."""
 
     workspace: Path
     shell_enabled: bool = False
     web_allow_private: bool = False
+    web_search: WebSearch | None = None
     max_write_bytes: int = 10 * 1024 * 1024
     quota_bytes: int = 200 * 1024 * 1024
     tool_timeout: float = 60.0

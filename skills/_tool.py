@@ -2,7 +2,9 @@
 
 Every public ``async def`` defined in a skill's ``tools.py`` is a tool. ``@tool(...)`` sets its
 MCP annotations; without it the spec's cautious defaults apply (may write, may destroy, may
-reach the outside world). ``@prompt()`` marks a function as a prompt instead of a tool.
+reach the outside world). ``@tool(enabled=...)`` registers the tool only when that function of
+the server's SkillsContext says so (a tool that needs a setting is then absent, not broken).
+``@prompt()`` marks a function as a prompt instead of a tool.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from mcp_types import ToolAnnotations
 F = TypeVar("F", bound=Callable[..., Any])
 
 TOOL_ATTR = "__omni_tool__"
+ENABLED_ATTR = "__omni_enabled__"
 PROMPT_ATTR = "__omni_prompt__"
 
 
@@ -30,8 +33,9 @@ def tool(
     idempotent: bool = False,
     open_world: bool = False,
     title: str | None = None,
+    enabled: Callable[[Any], bool] | None = None,
 ) -> Callable[[F], F]:
-    """Mark a function as a tool with honest annotations."""
+    """Mark a function as a tool with honest annotations; ``enabled(context)`` gates it."""
     annotations = ToolAnnotations(
         title=title,
         read_only_hint=read_only,
@@ -42,6 +46,8 @@ def tool(
 
     def mark(fn: F) -> F:
         setattr(fn, TOOL_ATTR, annotations)
+        if enabled is not None:
+            setattr(fn, ENABLED_ATTR, enabled)
         return fn
 
     return mark

@@ -1,4 +1,5 @@
-"""The web skill: fetch a public URL and return readable text, refusing private addresses (SSRF)."""
+"""The web skill: fetch a public URL and return readable text, refusing private addresses (SSRF);
+search the web through the configured provider (``search.py``), whose endpoint obeys the same rule."""
 
 # Annotations are evaluated once, here: the SDK reads a tool's hints several times at start-up
 # and string annotations (``from __future__ import annotations``) would be re-parsed each time.
@@ -12,8 +13,9 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 
 from pydantic import Field
 
-from skills._context import ToolContext, skills_context
+from skills._context import SkillsContext, ToolContext, skills_context
 from skills._tool import SkillError, tool
+from skills.web import search
 
 if TYPE_CHECKING:
     import httpx
@@ -42,6 +44,10 @@ _EXTRA_BLOCKED = (
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+class NonPublicAddress(SkillError):
+    """A URL's host resolves to a loopback, private or otherwise non-public address."""
 
 
 def embedded_ipv4(ip: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
@@ -102,7 +108,7 @@ async def _check_url(url: str, allow_private: bool) -> str | None:
     addresses = [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
     for address in addresses:
         if not is_public_address(address):
-            raise SkillError(f"refusing {host!r}: it resolves to a non-public address ({address})")
+            raise NonPublicAddress(f"refusing {host!r}: it resolves to a non-public address ({address})")
     if not addresses:
         raise SkillError(f"cannot resolve host {host!r}")
     return str(addresses[0])
@@ -198,3 +204,36 @@ def _readable(body: str, content_type: str, raw: bool, url: str) -> str:
     converter = html2text.HTML2Text(baseurl=url, bodywidth=0)
     converter.ignore_images = True
     return str(converter.handle(body)).strip()
+
+
+def _search_configured(context: SkillsContext) -> bool:
+    return context.web_search is not None
+
+
+@tool(read_only=True, open_world=True, title="Search the web", enabled=_search_configured)
+async def web_search(
+    ctx: ToolContext,
+    query: Annotated[str, Field(min_length=1, max_length=400, description="What to search for")],
+    count: Annotated[int, Field(ge=1, le=10, description="How many results")] = 5,
+) -> str:
+    """Search the web; returns numbered results with title, URL and snippet (read one with fetch_url)."""
+    import httpx  # as in fetch_url: only the first search pays for the import
+
+    config = skills_context(ctx).web_search
+    if config is None:  # never: the tool is registered only with a provider (enabled= above)
+        raise SkillError("no web search provider is configured")
+    request = search.build_request(config, query, count)
+    try:
+        address = await _check_url(request.url, config.allow_private)
+    except NonPublicAddress as exc:
+        hint = "set OMNI_WEB_SEARCH_ALLOW_PRIVATE=true for a self-hosted one"
+        raise SkillError(f"search endpoint: {exc}; {hint}") from None
+    except SkillError as exc:
+        raise SkillError(f"search endpoint: {exc}") from None
+    target, headers, extensions = pinned_request(request.url, address)
+    pinned = search.Request(request.method, target, {**request.headers, **headers}, request.body)
+    async with httpx.AsyncClient(
+        follow_redirects=False, timeout=search.TIMEOUT_S, headers={"User-Agent": USER_AGENT}
+    ) as client:
+        results = await search.fetch(client, config, pinned, extensions)
+    return search.redact(search.format_results(query, results[:count]), config.api_key)

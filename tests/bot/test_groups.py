@@ -24,7 +24,7 @@ from tests.bot.conftest import (
     query,
     settings_for,
 )
-from tests.fakes.llm_api import FakeLLM
+from tests.fakes.llm_api import FakeLLM, ScriptedReply
 from tests.fakes.telegram_api import BOT_USERNAME, FakeTelegram
 
 pytestmark = pytest.mark.anyio
@@ -67,19 +67,43 @@ async def test_forum_topics_are_separate_conversations_answered_in_their_topic(
         _push(tg, FRIEND, f"{MENTION} when is the launch?", topic=7)
         sent = await tg.messages(3)
         await _requests(llm, 3)
-        # Each topic's window holds its own messages only.
-        assert _said(llm.requests[1]) == ["[Ana] the budget is 300 euros"]
-        assert _said(llm.requests[2]) == ["[Ana] the launch is on Friday", "[Ana] when is the launch?"]
-        # Every reply, and the typing indicator, went to the topic the message came from.
-        assert [(s.chat_id, s.params.get("message_thread_id")) for s in sent] == [
-            (GROUP, 7),
-            (GROUP, 9),
-            (GROUP, 7),
+        # Each topic's window holds its own messages only. (The topics run side by side: the
+        # first two requests may come in either order.)
+        windows = sorted(_said(r) for r in llm.requests)
+        assert windows == [
+            ["[Ana] the budget is 300 euros"],
+            ["[Ana] the launch is on Friday"],
+            ["[Ana] the launch is on Friday", "[Ana] when is the launch?"],
         ]
+        # Every reply, and the typing indicator, went to the topic the message came from.
+        topic_of = {s.text: s.params.get("message_thread_id") for s in sent}
+        assert topic_of == {
+            "echo: [Ana] the launch is on Friday": 7,
+            "echo: [Ana] the budget is 300 euros": 9,
+            "echo: [Ana] when is the launch?": 7,
+        }
+        assert {s.chat_id for s in sent} == {GROUP}
         assert {a["message_thread_id"] for a in tg.chat_action_params} == {7, 9}
         # Two sessions in two chats rows, both the group's: one memory, two conversations.
         keys = query(db_path(settings), "SELECT key, telegram_chat_id FROM chats ORDER BY key")
         assert keys == [(f"tg:{GROUP}:7", GROUP), (f"tg:{GROUP}:9", GROUP)]
+
+
+async def test_a_slow_answer_in_one_topic_does_not_hold_up_another(
+    make_settings: Callable[..., Settings],
+) -> None:
+    async with in_process_bot(make_settings) as (tg, llm, _):
+        llm.enqueue(ScriptedReply(text="the long report", delay=3.0))
+        _push(tg, FRIEND, f"{MENTION} write the long report", topic=7)
+        await _requests(llm, 1)
+        _push(tg, FRIEND, f"{MENTION} quick question", topic=9)
+        first = (await tg.messages(1, within=2.5))[0]
+        assert first.text == "echo: [Ana] quick question" and first.params.get("message_thread_id") == 9
+        # /stop in the quick topic has nothing to stop there: the report goes on.
+        _push(tg, FRIEND, "/stop", topic=9)
+        sent = await tg.messages(3, within=10)
+        assert "There is nothing to stop" in sent[1].text
+        assert sent[2].text == "the long report" and sent[2].params.get("message_thread_id") == 7
 
 
 async def test_new_in_a_topic_starts_that_topic_afresh_only(make_settings: Callable[..., Settings]) -> None:
