@@ -6,7 +6,8 @@ OmniError
     ├── StoreLocked        another process held SQLite's write lock past the busy timeout
     ├── StoreFull          the disk holding the database is full: nothing new can be saved
     ├── SchemaMismatch     the schema is not one this code can use: newer, or tables missing
-    └── NotFound           a row that should exist does not
+    ├── NotFound           a row that should exist does not
+    └── JobLimitReached    a user already has as many scheduled jobs as allowed
 """
 
 from __future__ import annotations
@@ -77,3 +78,14 @@ def _sqlite_errors(exc: BaseException) -> list[sqlite3.OperationalError]:
         linked = (getattr(err, "orig", None), err.__cause__, err.__context__)
         pending += [e for e in linked if isinstance(e, BaseException)]
     return found
+
+
+class JobLimitReached(StoreError):
+    """A user has ``limit`` active or paused scheduled jobs: no more until one is cancelled."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            f"at most {limit} scheduled jobs per user",
+            user_message=f"You already have {limit} scheduled jobs; cancel one first.",
+        )
+        self.limit = limit

@@ -20,11 +20,23 @@ log = logging.getLogger(__name__)
 
 # The newest revision in migrations/versions; a test keeps the two in step. It lets start-up
 # skip importing Alembic when the database is already current.
-HEAD_REVISION = "0006_owner_search_index"
+HEAD_REVISION = "0007_scheduled_jobs"
 # The tables the head schema has (the models' tables; a test keeps them in step), so a
 # database stamped at head but emptied or half-restored is refused at start, not mid-chat.
 HEAD_TABLES = frozenset(
-    {"users", "chats", "sessions", "messages", "updates", "episodes", "answer_recalls", "usage", "kv"}
+    {
+        "users",
+        "chats",
+        "sessions",
+        "messages",
+        "updates",
+        "episodes",
+        "answer_recalls",
+        "usage",
+        "kv",
+        "scheduled_jobs",
+        "job_runs",
+    }
 )
 SQLITE_TABLES = frozenset({"episodes_fts"})  # the full-text index exists on SQLite only
 

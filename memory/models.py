@@ -21,6 +21,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    UniqueConstraint,
     func,
     text,
 )
@@ -67,6 +68,9 @@ class User(Base):
     # Set by an admin with /limit: tokens per UTC day; NULL: OMNI_USAGE_DAILY_TOKENS applies,
     # 0: no limit. Here rather than in kv: typed, and read in the same statement as the use.
     daily_token_limit: Mapped[int | None] = mapped_column(Integer)
+    # An IANA zone name set with /tz: how the user's times are read and shown (scheduled jobs);
+    # NULL: OMNI_TIMEZONE.
+    timezone: Mapped[str | None] = mapped_column(String(64))
 
 
 class Chat(Base):
@@ -228,3 +232,76 @@ class KeyValue(Base):
     key: Mapped[str] = mapped_column(String(128), primary_key=True)
     value: Mapped[Any] = mapped_column(JSON)
     updated_at: Mapped[datetime] = _now()
+
+
+class ScheduledJob(Base):
+    """A reminder (text delivered as is) or a task (a prompt the agent answers) that fires once
+    (``start_at``), on a cron expression, or every ``interval_s`` seconds from ``start_at``.
+
+    state: active -> done (a one-shot fired) | missed (a one-shot found too late) | paused <->
+    active | cancelled. ``next_run_at`` (UTC) is the next due time of an active job; the
+    scheduler claims it and moves it on in one transaction (memory/schedules.py).
+    """
+
+    __tablename__ = "scheduled_jobs"
+    __table_args__ = (
+        # The scheduler's question, "which active jobs are due", and "when is the next one":
+        # a range scan of a partial index over active jobs only.
+        Index(
+            "ix_scheduled_jobs_due",
+            "next_run_at",
+            sqlite_where=text("state = 'active'"),
+            postgresql_where=text("state = 'active'"),
+        ),
+        Index("ix_scheduled_jobs_user_id_state", "user_id", "state"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(BigInteger)
+    chat_id: Mapped[int] = mapped_column(BigInteger)
+    thread_id: Mapped[int | None] = mapped_column(BigInteger)  # a forum topic
+    session_key: Mapped[str] = mapped_column(String(128))
+    kind: Mapped[str] = mapped_column(String(16))  # reminder | task
+    text: Mapped[str] = mapped_column(PlainText)
+    schedule: Mapped[str] = mapped_column(String(16))  # once | cron | interval
+    cron: Mapped[str | None] = mapped_column(String(128))
+    interval_s: Mapped[int | None] = mapped_column(Integer)
+    start_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    timezone: Mapped[str] = mapped_column(String(64))
+    next_run_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    state: Mapped[str] = mapped_column(String(16), default="active", server_default="active")
+    fire_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    last_run_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_status: Mapped[str | None] = mapped_column(String(16))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = _now()
+
+
+class JobRun(Base):
+    """One firing of a scheduled job at one due time: the unique (job_id, due_at) lets one
+    claimer only fire it. status: claimed (``claimed_by`` holds it while ``lease_until`` is
+    renewed) -> delivered | failed; missed: found past the grace period, not fired."""
+
+    __tablename__ = "job_runs"
+    __table_args__ = (
+        UniqueConstraint("job_id", "due_at", name="uq_job_runs_job_id_due_at"),
+        # Runs still claimed (a handful): what a restart or another worker may take over.
+        Index(
+            "ix_job_runs_claimed",
+            "lease_until",
+            sqlite_where=text("status = 'claimed'"),
+            postgresql_where=text("status = 'claimed'"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("scheduled_jobs.id", ondelete="CASCADE"))
+    due_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    status: Mapped[str] = mapped_column(String(16))
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    attempts: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    telegram_message_id: Mapped[int | None] = mapped_column(BigInteger)
+    error: Mapped[str | None] = mapped_column(Text)
+    claimed_at: Mapped[datetime] = _now()
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -11,8 +11,10 @@ from memory.conversations import Conversations
 from memory.db import Database
 from memory.episodes import Episodes
 from memory.facts import Facts
+from memory.job_runs import JobRuns
 from memory.kv import KeyValues
 from memory.recall import Recalled, two_phase_recall
+from memory.schedules import Schedules
 from memory.updates import UpdateLedger
 from memory.usage import UsageLog
 from memory.users import Users
@@ -32,6 +34,8 @@ class Store:
         self.vectors = Vectors(self.db)  # off until agent/factory.py attaches an embedder
         self.episodes = Episodes(self.db, on_forget=self.vectors.drop)
         self.facts = Facts(self.db)
+        self.schedules = Schedules(self.db)  # reminders and scheduled tasks, per user
+        self.job_runs = JobRuns(self.db)  # their firings (agent/scheduler.py)
 
     async def recall(self, owner: str, query: str, **kw: Any) -> list[Recalled]:
         """:func:`memory.recall.two_phase_recall` on this store."""

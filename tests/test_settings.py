@@ -69,6 +69,8 @@ def test_skills_dirs_split_on_path_separator(tmp_path: Path, monkeypatch: pytest
         ("OMNI_SHELL_ENABLED", "perhaps", "OMNI_SHELL_ENABLED: Input should be a valid boolean"),
         ("OMNI_TELEGRAM_WEBHOOK_LISTEN", "8443", "OMNI_TELEGRAM_WEBHOOK_LISTEN: must be host:port"),
         ("OMNI_MCP_TOKEN", "secret", "OMNI_MCP_TOKEN: must be at least 16 characters"),
+        ("OMNI_TIMEZONE", "Mars/Olympus", "OMNI_TIMEZONE: is not an IANA time zone name"),
+        ("OMNI_SCHEDULE_MIN_INTERVAL_S", "5", "OMNI_SCHEDULE_MIN_INTERVAL_S: Input should be greater"),
         ("OMNI_TELEGRAM_WEBHOOK_SECRET", "short", "OMNI_TELEGRAM_WEBHOOK_SECRET: must be 16 to 256"),
         ("OMNI_TELEGRAM_WEBHOOK_SECRET", "has spaces, not ok", "OMNI_TELEGRAM_WEBHOOK_SECRET: must be 16"),
         ("OMNI_TELEGRAM_WEBHOOK_URL", "http://x.example/hook", "OMNI_TELEGRAM_WEBHOOK_URL: must be a public"),
