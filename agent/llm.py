@@ -19,6 +19,7 @@ import asyncio
 import json
 import logging
 import os
+import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -126,6 +127,11 @@ def _import_litellm() -> ModuleType:
             # Otherwise litellm prints help banners to stdout, where `omni chat` replies go.
             litellm.suppress_debug_info = True
             litellm.telemetry = False
+            # litellm ends a stream whose model sent the same chunk 100 times in a row (a model
+            # stuck in a loop), where the same answer unstreamed comes back whole: a long rule
+            # of "----" or a repeated character is an answer, and a streamed answer must be the
+            # same as an unstreamed one. Runaway answers are bounded by the model's max tokens.
+            litellm.REPEATED_STREAMING_CHUNK_LIMIT = sys.maxsize  # type: ignore[attr-defined]
             _litellm = litellm
         return _litellm
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, tzinfo
 from types import TracebackType
 from typing import Any, Protocol
+from zoneinfo import ZoneInfo
 
 from agent.compaction import Compactor
 from agent.consolidation import Consolidator
@@ -232,8 +233,9 @@ class Agent:
             mark=False,  # counted in the answer's transaction (Exchange.recalled_ids)
         )
         memory.recalled = tuple(r.episode.id for r in recalled)
-        now = self._clock().astimezone(self._config.timezone)
-        system = turn_system_prompt(turn, now, bool(tools), recalled, self._config.timezone)
+        zone = ZoneInfo(turn.timezone) if turn.timezone else self._config.timezone
+        now = self._clock().astimezone(zone)
+        system = turn_system_prompt(turn, now, bool(tools), recalled, zone)
         # What the system prompt and the tool schemas (sent with every request) leave of the budget.
         room = max(self._config.history_tokens - estimate_tokens(system) - self._tool_sizes.of(tools), 1)
         # The question is stored and the window read after it in one transaction.

@@ -14,6 +14,7 @@ agent/schedule.py check them and every mistake comes back as a tool result start
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -35,6 +36,7 @@ SCHEDULE, LIST, PAUSE, RESUME, CANCEL = (
     "cancel_scheduled",
 )
 NAMES = frozenset({SCHEDULE, LIST, PAUSE, RESUME, CANCEL})
+ZONE_TTL_S = 60.0
 MAX_TEXT = 2000  # characters of a reminder's text or a task's prompt
 
 
@@ -105,20 +107,42 @@ class ScheduleTools(ToolProvider):
         self._limits = limits or ScheduleLimits()
         self._clock = clock
         self._nudge: Callable[[], None] | None = None
+        self._zones: dict[int, tuple[str, float]] = {}  # user id -> (zone, kept until)
+        # (inner list's id, zone) -> the inner list (kept, so its id stays its own), the tools
+        self._listed: dict[tuple[int, str], tuple[list[dict[str, Any]], list[dict[str, Any]]]] = {}
 
     def attach(self, nudge: Callable[[], None]) -> None:
         """What to call after a job is created or resumed (``Scheduler.nudge``)."""
         self._nudge = nudge
 
     async def user_zone(self, user_id: int) -> str:
-        return await self._store.timezone(user_id) or self._default_zone
+        """The user's zone (/tz), else the default. Kept for a minute: it is read on every
+        turn, to tell the model, and changes rarely (``zone_changed`` forgets it at once)."""
+        now = time.monotonic()
+        known = self._zones.get(user_id)
+        if known is not None and known[1] > now:
+            return known[0]
+        name = await self._store.timezone(user_id) or self._default_zone
+        self._zones[user_id] = (name, now + ZONE_TTL_S)
+        return name
+
+    def zone_changed(self, user_id: int) -> None:
+        self._zones.pop(user_id, None)
 
     async def list_tools(self, turn: Turn) -> list[dict[str, Any]]:
-        tools = list(await self._inner.list_tools(turn)) if self._inner is not None else []
+        inner = await self._inner.list_tools(turn) if self._inner is not None else []
         if turn.telegram_chat_id is None or turn.user_id is None:
-            return tools
-        tools = [t for t in tools if t.get("function", {}).get("name") not in NAMES]
-        return tools + definitions(await self.user_zone(turn.user_id), self._limits)
+            return inner
+        user_zone = await self.user_zone(turn.user_id)
+        # The same list object while nothing changed: the agent measures a new one's size.
+        key = (id(inner), user_zone)
+        listed = self._listed.get(key)
+        if listed is None or listed[0] is not inner:
+            if len(self._listed) >= 64:  # lists of tool sets replaced since (/reload)
+                self._listed.clear()
+            tools = [t for t in inner if t.get("function", {}).get("name") not in NAMES]
+            listed = self._listed[key] = (inner, tools + definitions(user_zone, self._limits))
+        return listed[1]
 
     async def call(self, name: str, arguments: dict[str, Any], turn: Turn) -> str:
         if name not in NAMES:

@@ -98,6 +98,8 @@ class Scheduler:
         self._wake = asyncio.Event()
         self._busy = asyncio.Event()  # set while runs are in flight: the lease renewer works then
         self._in_flight: set[int] = set()
+        self._firing: dict[int, tuple[Run, asyncio.Task[None]]] = {}  # job id -> its run in flight
+        self._stopped: set[int] = set()  # run ids cancelled by stop(), not by shutdown
         self._tasks: asyncio.TaskGroup | None = None
         self._waiting = False
         self._pruned_at: datetime | None = None
@@ -111,6 +113,17 @@ class Scheduler:
     def waiting(self) -> bool:
         """Whether the loop is asleep until the next due time (or a nudge)."""
         return self._waiting
+
+    def stop(self, job_id: int) -> bool:
+        """Cancel the run of ``job_id`` this process is firing (a task or background job the
+        user stopped); False when none is. The run is recorded as failed, never fired again."""
+        firing = self._firing.get(job_id)
+        if firing is None or firing[1].done():
+            return False
+        run, task = firing
+        self._stopped.add(run.id)
+        task.cancel()
+        return True
 
     def nudge(self) -> None:
         """Look again now: a job was created (or resumed) that may be due before the sleep ends."""
@@ -175,13 +188,17 @@ class Scheduler:
         for run in claimed.fire:
             self._in_flight.add(run.id)
             self._busy.set()
-            self._tasks.create_task(self._fire_one(run))
+            self._firing[run.job.id] = (run, self._tasks.create_task(self._fire_one(run)))
         for run in claimed.missed:
             self._tasks.create_task(self._report(run))
 
     async def _fire_one(self, run: Run) -> None:
         try:
             message_id = await self._fire(run)
+        except asyncio.CancelledError:
+            if run.id not in self._stopped:
+                raise  # shutting down: the run stays claimed, fired again at the next start
+            await self._record(self._store.failed(run.id, "stopped by the user", self._clock.now()))
         except Exception as exc:  # a supervisor: the failure is the run's, not the loop's
             log.warning("job %s (due %s) failed: %r", run.job.id, run.due_at.isoformat(), exc)
             await self._record(
@@ -190,6 +207,9 @@ class Scheduler:
         else:
             await self._record(self._store.delivered(run.id, message_id, self._clock.now()))
         finally:
+            self._stopped.discard(run.id)
+            if self._firing.get(run.job.id, (None,))[0] is run:
+                del self._firing[run.job.id]
             self._in_flight.discard(run.id)
             if not self._in_flight:
                 self._busy.clear()

@@ -34,6 +34,7 @@ class Turn:
     update_id: int | None = None
     message_id: int | None = None
     images: tuple[Image, ...] = ()  # for a model that supports vision (Agent.sees_images)
+    timezone: str | None = None  # the user's IANA zone (/tz), for the prompt's time; else the agent's
 
 
 @dataclass(frozen=True, slots=True)

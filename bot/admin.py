@@ -17,6 +17,7 @@ from telegram.constants import ChatType
 from bot import delivery, format, usage
 from bot.commands import reply
 from bot.context import OmniContext
+from memory.schedules import JobTotals
 from memory.types import Access, UserRecord
 from omni import __version__
 from omni.errors import OmniError
@@ -79,6 +80,7 @@ async def cmd_status(update: Update, context: OmniContext) -> None:
         f"memory: {episodes} episodes",
         f"database: {_size(await deps.store.database_bytes())}",
         f"replies in progress: {deps.chats.busy()}",
+        _jobs_line(await deps.store.schedules.totals()),
         # All of this process's asyncio tasks, this command's own among them: one that keeps
         # climbing while the bot is idle is a leak (bench/soak.py reads it).
         f"tasks: {len(asyncio.all_tasks())}",
@@ -91,6 +93,10 @@ async def cmd_status(update: Update, context: OmniContext) -> None:
     # One message in practice; split (tags balanced) only if an admin configured dozens of servers.
     if update.effective_chat is not None:
         await delivery.send_chunks(context.bot, update.effective_chat.id, format.split_html("\n".join(lines)))
+
+
+def _jobs_line(totals: JobTotals) -> str:
+    return f"scheduled jobs: {totals.active} active, {totals.paused} paused, of {totals.users} users"
 
 
 async def _usage_lines(context: OmniContext) -> list[str]:

@@ -23,7 +23,7 @@ from telegram.ext import (
 )
 from telegram.request import HTTPXRequest
 
-from bot import access, admin, chat, commands, errors, feedback, media
+from bot import access, admin, chat, commands, errors, feedback, job_commands, media
 from bot.context import BotDeps, OmniApplication, OmniContext
 from omni.logging import log_context
 
@@ -86,12 +86,18 @@ def build_application(token: SecretStr, api_url: str, deps: BotDeps) -> OmniAppl
     # access themselves.
     app.add_handler(CallbackQueryHandler(commands.on_memory_page, pattern=commands.PAGE_BUTTON), group=-2)
     app.add_handler(CallbackQueryHandler(commands.on_forget_button, pattern=commands.FORGET_BUTTON), group=-2)
+    app.add_handler(
+        CallbackQueryHandler(job_commands.on_job_button, pattern=job_commands.JOB_BUTTON), group=-2
+    )
     app.add_handler(MessageReactionHandler(feedback.on_reaction), group=-2)
     app.add_handler(TypeHandler(Update, access.gate), group=-1)
     app.add_handler(CommandHandler(["start", "help"], commands.cmd_help))
     app.add_handler(CommandHandler(["new", "reset"], commands.cmd_new))
     app.add_handler(CommandHandler("stop", commands.cmd_stop))
     app.add_handler(CommandHandler("usage", commands.cmd_usage))
+    app.add_handler(CommandHandler("jobs", job_commands.cmd_jobs))
+    app.add_handler(CommandHandler("bg", job_commands.cmd_bg))
+    app.add_handler(CommandHandler("tz", job_commands.cmd_tz))
     app.add_handler(CommandHandler("memory", commands.cmd_memory))
     app.add_handler(CommandHandler("forget", commands.cmd_forget))
     app.add_handler(CommandHandler("feedback", feedback.cmd_feedback))

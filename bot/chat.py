@@ -271,6 +271,7 @@ async def answer(
         update_id=update.update_id,
         message_id=message.message_id,
         images=images,
+        timezone=await deps.schedules.user_zone(user.id) if deps.schedules is not None else None,
     )
     await deps.access.seen(user.id, user.full_name, user.username)  # before the agent: chats.owner_id
     typing = asyncio.create_task(_keep_typing(context.bot, place))

@@ -27,8 +27,10 @@ from telegram.constants import ChatType, ParseMode
 from telegram.error import TelegramError
 
 from bot import delivery, uploads
+from bot.buttons import press
 from bot.chat import BUSY_NOTICE, Job, enqueue
 from bot.context import OmniContext
+from bot.job_commands import stop_job
 from bot.topics import Place, place_of
 from bot.usage import usage_report
 from memory.episodes import owner_for
@@ -39,11 +41,14 @@ USER_COMMANDS = [
     BotCommand("start", "What I can do"),
     BotCommand("help", "What I can do and your commands"),
     BotCommand("new", "Start a fresh conversation"),
-    BotCommand("stop", "Cancel the reply I'm working on"),
+    BotCommand("stop", "Cancel the reply I'm working on, or a job: /stop <id>"),
     BotCommand("memory", "What I remember about you"),
     BotCommand("forget", "Forget a memory: /forget <id> or /forget all"),
     BotCommand("feedback", "Rate my last answer: /feedback up or down (or react 👍/👎 to it)"),
     BotCommand("usage", "Your tokens and cost, last 24 h and 30 days"),
+    BotCommand("jobs", "Your reminders, scheduled tasks and background jobs"),
+    BotCommand("bg", "Run a task in the background: /bg <task>"),
+    BotCommand("tz", "Your time zone, for reminders: /tz Europe/Berlin"),
 ]
 ADMIN_COMMANDS = [
     BotCommand("status", "Uptime, model, users, database"),
@@ -101,9 +106,15 @@ async def cmd_new(update: Update, context: OmniContext) -> None:
 
 
 async def cmd_stop(update: Update, context: OmniContext) -> None:
-    """/stop: cancel the reply being worked on in this chat."""
+    """/stop: cancel the reply being worked on in this chat. /stop <id>: cancel that job."""
     chat = update.effective_chat
     assert chat is not None
+    if context.args:
+        if not context.args[0].lstrip("#").isdigit():
+            await reply(update, context, "Use /stop alone for the reply in progress, or /stop <job id>.")
+            return
+        await reply(update, context, await stop_job(update, context, int(context.args[0].lstrip("#"))))
+        return
     # In a forum, the topic /stop was sent in (a message's place; a chat of its own otherwise).
     place = place_of(update.message) if update.message is not None else Place(chat.id)
     if context.deps.chats.stop(place):
@@ -151,7 +162,6 @@ EMPTY_MEMORY = (
     "I can recall later, even after /new; /memory shows it and /forget removes it."
 )
 FORGET_USAGE = "Usage: /forget <id> (the number /memory shows), or /forget all"
-NOT_YOURS = "Only the person who asked can use these buttons."
 STALE = "This question has expired. Send /forget all again."
 
 
@@ -273,27 +283,13 @@ async def _ask_forget_all(context: OmniContext, message: Message, user: User) ->
     await _send_with_buttons(context, message, text, buttons)
 
 
-async def _press(update: Update, context: OmniContext, pattern: re.Pattern[str]) -> re.Match[str] | None:
-    """The button's data if the press may act: an allowed user, pressing their own button."""
-    query = update.callback_query
-    assert query is not None  # CallbackQueryHandler
-    match = pattern.match(query.data or "")
-    if match is None or query.message is None or not context.deps.access.allows(query.from_user.id):
-        await query.answer()
-        return None
-    if int(match["asker"]) != query.from_user.id:
-        await query.answer(NOT_YOURS, show_alert=True)
-        return None
-    return match
-
-
 async def on_memory_page(update: Update, context: OmniContext) -> None:
     """The "older ›" / "‹ newer" buttons under /memory: show that page in the same message."""
-    match = await _press(update, context, PAGE_BUTTON)
+    match = await press(update, context, PAGE_BUTTON)
     if match is None:
         return
     query = update.callback_query
-    assert query is not None and query.message is not None  # checked by _press
+    assert query is not None and query.message is not None  # checked by press
     text, buttons = await _memory_view(context, query.message.chat, query.from_user, int(match["offset"]))
     await query.answer()
     with contextlib.suppress(TelegramError):  # "message is not modified": a double press
@@ -302,7 +298,7 @@ async def on_memory_page(update: Update, context: OmniContext) -> None:
 
 async def on_forget_button(update: Update, context: OmniContext) -> None:
     """The "Yes, forget everything" / "Cancel" buttons under /forget all: valid once, for minutes."""
-    match = await _press(update, context, FORGET_BUTTON)
+    match = await press(update, context, FORGET_BUTTON)
     if match is None:
         return
     query = update.callback_query
@@ -350,6 +346,7 @@ async def _forget_all(
             user_id = int(pending.owner.removeprefix("user:"))
             await asyncio.to_thread(_forget_knowledge, deps.settings.data_dir, user_id)
             await asyncio.to_thread(uploads.forget, deps.settings.workspace, user_id)  # what they sent
+            await deps.store.schedules.forget(user_id)  # their reminders' and tasks' words too
         # The chat's sessions are gone: start a fresh one (and drop the agent's cached id).
         await deps.agent.new_session(place.session_key, telegram_chat_id=chat.id)
         await query.edit_message_text(f"Done: I forgot {_memories(forgotten)} and our conversation history.")

@@ -12,6 +12,8 @@ from omni.settings import Settings
 
 if TYPE_CHECKING:
     from agent import Agent
+    from agent.schedule_tools import ScheduleTools
+    from agent.scheduler import Scheduler
     from bot.access import AccessList
     from bot.chat import ChatRouter
     from memory.store import Store
@@ -27,6 +29,8 @@ class BotDeps:
     access: AccessList
     chats: ChatRouter
     boot_id: str  # this process, for claiming updates in the ledger
+    scheduler: Scheduler | None = None  # fires reminders, scheduled tasks and /bg jobs
+    schedules: ScheduleTools | None = None  # the agent's scheduling tools (and users' zones)
     started_at: float = field(default_factory=time.monotonic)
 
 

@@ -15,20 +15,24 @@ from omni.errors import OmniError
 log = logging.getLogger(__name__)
 
 
+def words_for(err: BaseException | None) -> str:
+    """What the user is told about ``err``: its own words when it is ours, else a plain apology."""
+    return err.user_message if isinstance(err, OmniError) else OmniError.user_message
+
+
 async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Log the error with its update id, then answer the user with one plain sentence."""
     err = context.error
     update_id = update.update_id if isinstance(update, Update) else None
-    if isinstance(err, OmniError):
-        log.warning("update %s: handled error: %r", update_id, err)
-        text = err.user_message
-    elif isinstance(err, TelegramError):
+    if isinstance(err, TelegramError):
         # Telegram refused or failed a call; telling the user would most likely fail too.
         log.error("update %s: Telegram error: %s", update_id, err)
         return
+    if isinstance(err, OmniError):
+        log.warning("update %s: handled error: %r", update_id, err)
     else:
         log.error("update %s: unhandled error", update_id, exc_info=err)
-        text = OmniError.user_message
+    text = words_for(err)
     if isinstance(update, Update) and update.effective_chat is not None:
         try:
             thread_id = place_of(update.message).thread_id if update.message is not None else None

@@ -26,12 +26,15 @@ from telegram import BotCommandScopeChat, BotCommandScopeDefault, Update
 from telegram.error import TelegramError
 
 from agent import open_agent
+from agent.schedule_tools import ScheduleLimits, ScheduleTools
+from agent.scheduler import Scheduler, SchedulerConfig
 from agent.toolbox import ToolBox
 from bot.access import AccessList
 from bot.app import POLL_TIMEOUT_S, build_application, tracked_request
 from bot.chat import ChatRouter
 from bot.commands import ADMIN_COMMANDS, USER_COMMANDS
 from bot.context import BotDeps, OmniApplication
+from bot.jobs import JobFiring
 from bot.send_file import FileSender
 from bot.webhook import WebhookServer, WebhookUnavailable, start_webhook
 from bot.workers import gone, worker_name
@@ -92,7 +95,9 @@ async def running(settings: Settings, polling: Polling = Polling()) -> AsyncIter
         box = ToolBox.from_settings(settings)
         stack.push_async_callback(box.aclose)
         files = FileSender(box, settings.workspace, settings.tool_timeout)
-        agent = await stack.enter_async_context(open_agent(settings, store, tools=files))
+        limits = ScheduleLimits(settings.schedule_max_jobs, settings.schedule_min_interval_s)
+        schedules = ScheduleTools(files, store.schedules, default_zone=settings.timezone, limits=limits)
+        agent = await stack.enter_async_context(open_agent(settings, store, tools=schedules))
 
         async def on_failure(update: Update, exc: BaseException) -> None:
             await app.process_error(update, exc if isinstance(exc, Exception) else RuntimeError(exc))
@@ -100,10 +105,20 @@ async def running(settings: Settings, polling: Polling = Polling()) -> AsyncIter
         store.updates.lease = dtm.timedelta(seconds=settings.update_lease_s)
         me = worker_name()
         chats = ChatRouter(store.updates, on_failure=on_failure, locks=ConversationLocks(store.db), owner=me)
-        deps = BotDeps(settings, store, agent, AccessList(settings, store), chats, me)
+        deps = BotDeps(settings, store, agent, AccessList(settings, store), chats, me, schedules=schedules)
         await deps.access.load()
         app = build_application(settings.telegram_token, settings.telegram_api_url, deps)
         files.attach(app.bot)
+        firing = JobFiring(app.bot, agent, deps.access, settings.long_answer_messages)
+        deps.scheduler = Scheduler(
+            store.job_runs,
+            firing.fire,
+            owner=me,
+            missed=firing.missed,
+            gone=gone,
+            config=SchedulerConfig(lease_s=settings.update_lease_s, grace_s=settings.schedule_grace_s),
+        )
+        schedules.attach(deps.scheduler.nudge)
         await stack.enter_async_context(app)  # initialize (getMe) ... shutdown
         await app.start()
         webhook: WebhookServer | None = None
@@ -118,6 +133,8 @@ async def running(settings: Settings, polling: Polling = Polling()) -> AsyncIter
             background = [
                 asyncio.create_task(_register_commands(app, settings)),
                 asyncio.create_task(_keep_claims(app, deps)),
+                # Cancelled at shutdown: a run cut off mid-firing is fired again at the next start.
+                asyncio.create_task(deps.scheduler.run(), name="scheduler"),
             ]
             if webhook is None:  # Telegram calls us: no connection of ours to go stale
                 background.append(asyncio.create_task(_watchdog(app, polling)))

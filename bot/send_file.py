@@ -64,16 +64,24 @@ class FileSender(ToolProvider):
         self._workspace = workspace
         self._timeout = timeout
         self._bot: Bot | None = None
+        self._listed: dict[int, tuple[list[dict[str, Any]], list[dict[str, Any]]]] = {}
 
     def attach(self, bot: Bot) -> None:
         """The bot that sends the files (built after the agent, so given later)."""
         self._bot = bot
 
     async def list_tools(self, turn: Turn) -> list[dict[str, Any]]:
-        tools = list(await self._inner.list_tools(turn)) if self._inner is not None else []
-        if self._bot is not None and turn.telegram_chat_id is not None:
-            tools = [t for t in tools if t.get("function", {}).get("name") != NAME] + [DEFINITION]
-        return tools
+        inner = await self._inner.list_tools(turn) if self._inner is not None else []
+        if self._bot is None or turn.telegram_chat_id is None:
+            return inner
+        # The same list object while the inner one is: the agent measures a new list's size.
+        listed = self._listed.get(id(inner))
+        if listed is None or listed[0] is not inner:
+            if len(self._listed) >= 16:  # tool sets replaced since (/reload)
+                self._listed.clear()
+            tools = [t for t in inner if t.get("function", {}).get("name") != NAME] + [DEFINITION]
+            listed = self._listed[id(inner)] = (inner, tools)
+        return listed[1]
 
     async def call(self, name: str, arguments: dict[str, Any], turn: Turn) -> str:
         if name != NAME:

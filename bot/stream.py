@@ -14,8 +14,9 @@ edited preview message becomes the answer's first message (``delivery.deliver(ed
 id is kept in the database while the update is open, so a process killed mid-stream is resumed
 by editing the same message, not by leaving a half answer behind.
 
-Quick answers show no preview at all: the first is shown ``FIRST_AFTER_S`` into the turn, and an
-answer done by then goes out as one message, as without streaming.
+Quick answers show no preview at all: the first is shown ``FIRST_AFTER_S`` into the turn and
+``FIRST_TEXT_GRACE_S`` after the answer's first words, and an answer done by then goes out as
+one message, as without streaming.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ log = logging.getLogger(__name__)
 PRIVATE_INTERVAL_S = 1.0
 GROUP_INTERVAL_S = 3.0  # twenty messages a minute per group
 FIRST_AFTER_S = 0.3
+FIRST_TEXT_GRACE_S = 0.2  # an answer written within this of its first words needs no preview
 MAX_WAIT_S = 30.0  # a longer flood-wait skips previews until the answer is ready
 IN_FLIGHT_S = 10.0  # how long the answer waits for a preview request already on its way
 PREVIEW_LIMIT = 3800  # visible characters, leaving room for the status line within 4096
@@ -102,6 +104,8 @@ class AnswerStream:
             self._pieces = []
             return
         if event.kind == "text":
+            if not self._pieces and not self._shown:  # the answer starts: is it a quick one?
+                self._next_at = max(self._next_at, time.monotonic() + FIRST_TEXT_GRACE_S)
             self._pieces.append(event.text)
             self._status = None
         elif event.kind == "tool_start":

@@ -235,6 +235,24 @@ class JobRuns:
         async with self._db.transaction() as conn:
             return int((await conn.execute(statement)).rowcount)
 
+    async def running(self, user_id: int) -> list[Run]:
+        """The user's runs being fired now (claimed, not finished), oldest first (/jobs)."""
+        query = (
+            select(
+                JobRun.id.label("run_id"),
+                JobRun.due_at.label("run_due_at"),
+                JobRun.status.label("run_status"),
+                JobRun.attempts.label("run_attempts"),
+                *JOB_COLUMNS,
+            )
+            .join(ScheduledJob, ScheduledJob.id == JobRun.job_id)
+            .where((ScheduledJob.user_id == user_id) & (JobRun.status == "claimed"))
+            .order_by(JobRun.due_at)
+        )
+        async with self._db.connection() as conn:
+            rows = (await conn.execute(query)).all()
+        return [Run(row[0], job_of(row), utc(row[1]), row[2], row[3]) for row in rows]
+
     async def run_status(self, run_id: int) -> RunStatus | None:
         async with self._db.connection() as conn:
             status: RunStatus | None = await conn.scalar(select(JobRun.status).where(JobRun.id == run_id))

@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 
 from memory.connection import Conn
 from memory.db import Database, insert_on_conflict
 from memory.errors import JobLimitReached
-from memory.models import ScheduledJob, User
+from memory.models import JobRun, ScheduledJob, User
 from memory.usage import utc
 
 JobKind = Literal["reminder", "task"]
@@ -203,6 +203,14 @@ class Schedules:
         return await self._set_state(
             user_id, job_id, OPEN_STATES, {"state": "cancelled", "next_run_at": None}
         )
+
+    async def forget(self, user_id: int) -> int:
+        """Delete every job of the user and its runs (/forget all); how many jobs."""
+        async with self._db.transaction() as conn:
+            ids = select(ScheduledJob.id).where(ScheduledJob.user_id == user_id)
+            await conn.execute(delete(JobRun).where(JobRun.job_id.in_(ids)))
+            result = await conn.execute(delete(ScheduledJob).where(ScheduledJob.user_id == user_id))
+        return int(result.rowcount)
 
     async def set_timezone(self, user_id: int, zone: str | None) -> None:
         """The user's zone (an IANA name the caller checked; None: back to the default)."""

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bot import commands
+from bot import buttons, commands
 from memory.knowledge import INDEX_FILE, Document, KnowledgeIndex, Stamp, user_root
 from memory.store import Store, open_store
 from omni.settings import Settings
@@ -89,7 +89,7 @@ async def test_memory_lists_the_callers_episodes_newest_first_and_pages(
 
         # Someone else can't page it; the message stays as it was.
         refused = await press(tg, OTHER, f"mem:{FRIEND}:10", first)
-        assert refused["text"] == commands.NOT_YOURS
+        assert refused["text"] == buttons.NOT_YOURS
         await press(tg, FRIEND, f"mem:{FRIEND}:10", first)
         older = (await tg.messages(2))[1]
         assert older.method == "editMessageText" and older.message_id == first.message_id
@@ -137,7 +137,7 @@ async def test_forget_all_asks_and_forgets_on_the_button(make_settings: Callable
         assert yes == "Yes, forget everything" and cancel == "Cancel"
 
         # Another user's press does nothing, and leaves the button working.
-        assert (await press(tg, OTHER, yes_data, question))["text"] == commands.NOT_YOURS
+        assert (await press(tg, OTHER, yes_data, question))["text"] == buttons.NOT_YOURS
         assert (await store.episodes.listing(f"user:{FRIEND}"))[1] >= 3
 
         before = len(tg.sent)

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.anyio
 
 @asynccontextmanager
 async def bot_with_tools(
-    make_settings: Callable[..., Settings], tmp_path: Path
+    make_settings: Callable[..., Settings], tmp_path: Path, **overrides: object
 ) -> AsyncIterator[tuple[FakeTelegram, FakeLLM, Settings]]:
     config = tmp_path / "mcp.json"
     config.write_text(
@@ -31,7 +31,7 @@ async def bot_with_tools(
     )
     fakes: Fakes
     async with fakes_in_loop() as fakes:
-        settings = settings_for(make_settings, fakes, mcp_config=config)
+        settings = settings_for(make_settings, fakes, mcp_config=config, **overrides)
         async with bot_running(settings):
             yield fakes.tg, fakes.llm, settings
 
@@ -43,7 +43,8 @@ def call(name: str, **arguments: object) -> dict[str, object]:
 async def test_user_creates_and_edits_a_file_with_a_live_status_line(
     make_settings: Callable[..., Settings], tmp_path: Path
 ) -> None:
-    async with bot_with_tools(make_settings, tmp_path) as (tg, llm, settings):
+    # Without streaming, a status message of its own (streamed, the preview shows the tool).
+    async with bot_with_tools(make_settings, tmp_path, stream_answers=False) as (tg, llm, settings):
         llm.enqueue(
             ScriptedReply(tool_calls=[call("skills__write_file", path="plan.md", content="step one")]),
             ScriptedReply(tool_calls=[call("skills__edit_file", path="plan.md", find="one", replace="two")]),
@@ -76,6 +77,28 @@ async def test_user_creates_and_edits_a_file_with_a_live_status_line(
         assert any(int(p["message_id"]) == statuses[0].message_id for p in deleted)
 
 
+async def test_the_tool_in_use_shows_in_the_streamed_preview(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    async with bot_with_tools(make_settings, tmp_path) as (tg, llm, _):
+        llm.enqueue(
+            ScriptedReply(tool_calls=[call("skills__write_file", path="a.md", content="x")]),
+            ScriptedReply(tool_calls=[call("extra__slow", seconds=1.5)]),
+            ScriptedReply(text="All **done**, the file is written and the wait is over.", tokens_per_s=30),
+        )
+        tg.push_text(FRIEND, "write and wait")
+        for _ in range(300):
+            if any("wait is over" in s.text for s in tg.sent):
+                break
+            await asyncio.sleep(0.05)
+        drafts = [d.text for d in tg.drafts_for(FRIEND)]
+        assert any(d.startswith("<i>") and "slow" in d for d in drafts), drafts  # the tool, in italics
+        assert any("All <b>done</b>" in d for d in drafts)  # then the answer replaces it
+        # No status message of its own: the one message sent is the answer.
+        assert [s.text for s in tg.sent if s.chat_id == FRIEND][-1].startswith("All <b>done</b>")
+        assert not any(s.text.startswith("🔧") for s in tg.sent)
+
+
 async def test_stop_cancels_a_tool_loop_and_the_session_stays_valid(
     make_settings: Callable[..., Settings], tmp_path: Path
 ) -> None:
@@ -83,9 +106,11 @@ async def test_stop_cancels_a_tool_loop_and_the_session_stays_valid(
         llm.enqueue(ScriptedReply(tool_calls=[call("extra__slow", seconds=30)]))
         tg.push_text(FRIEND, "do something slow")
         for _ in range(200):
-            if any(s.text.startswith("🔧") for s in tg.sent):
+            if any("slow" in d.text for d in tg.drafts_for(FRIEND)):  # the tool is running
                 break
             await asyncio.sleep(0.05)
+        else:
+            raise AssertionError("the slow tool never showed in the preview")
         tg.push_text(FRIEND, "/stop")
         for _ in range(100):
             if any("Stopped" in s.text for s in tg.sent):

@@ -24,6 +24,21 @@ Like a real provider it can refuse: with ``api_key`` set, a chat completion with
 ``Authorization: Bearer <api_key>`` answers 401; with ``models`` set, one naming another
 model answers 404 "The model ... does not exist" (both also via ``POST /_control/config``).
 
+Streaming: a request with ``"stream": true`` is answered as OpenAI streams, in server-sent
+events: the text cut into token-sized pieces (about 4 characters, spaces kept), one
+``chat.completion.chunk`` each, the first delta carrying ``"role": "assistant"``; each tool
+call as a first delta with its index, id, type, name and empty arguments, then pieces of the
+arguments; a last chunk with the ``finish_reason``; with ``stream_options: {"include_usage":
+true}`` a usage chunk (``choices: []``); then ``data: [DONE]``. Pieces are paced at
+``ScriptedReply.tokens_per_s`` (or the fake-wide ``tokens_per_s``, also ``POST /_control/config``
+``{"tokens_per_s": x}``; 0: as fast as possible) on an absolute schedule, so the overall rate
+holds; a non-streamed answer waits as long as its last piece would have. With
+``ScriptedReply.fail_after_tokens`` the connection is dropped after that many pieces, without
+the end of the body (a provider dying mid-answer; litellm raises ``MidStreamFallbackError``). A
+stream stops when the client goes away; ``open_streams`` counts the streams being written.
+Beware a scripted text repeating one word ("word " * 500): its pieces repeat too, and litellm
+ends a stream of 100 identical pieces in a row as a model stuck in a loop.
+
 An outage: ``outage(seconds)`` (or ``POST /_control/config`` with ``{"outage_s": s}``) makes
 every chat completion answer 503 (or ``status``) for that long, scripted replies left queued;
 the failed requests are kept in ``requests`` like the others.
@@ -44,7 +59,7 @@ import struct
 import threading
 import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -52,10 +67,12 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
+from starlette.types import Send
 
 MODEL_ID = "fake-model"
 EMBEDDING_DIM = 64
 _WORD = re.compile(r"\w+")
+_PIECE = re.compile(r"\s*\S{1,4}|\s+")
 
 _ERRORS: dict[int, tuple[str, str]] = {
     400: ("invalid_request_error", "Bad request (scripted)."),
@@ -77,6 +94,8 @@ class ScriptedReply:
     status: int = 200  # e.g. 500 or 429 to inject a failure (body is an OpenAI-style error)
     # With a failure status, ``text`` (if given) is the error's message, e.g. a provider's
     # "maximum context length is ..." which litellm maps to ContextWindowExceededError.
+    tokens_per_s: float = 0.0  # pace of the answer's pieces; 0: the fake's tokens_per_s
+    fail_after_tokens: int | None = None  # drop the connection after this many pieces
 
 
 def _text_of(content: Any) -> str:
@@ -86,6 +105,12 @@ def _text_of(content: Any) -> str:
     if isinstance(content, list):
         return "".join(p.get("text", "") for p in content if isinstance(p, dict))
     return ""
+
+
+def _pieces(text: str) -> list[str]:
+    """``text`` cut as a tokenizer roughly would: about 4 characters, each piece keeping the
+    spaces before it; joined they are ``text`` again."""
+    return _PIECE.findall(text)
 
 
 def _estimate_tokens(text: str) -> int:
@@ -107,8 +132,10 @@ def _echo(body: dict[str, Any]) -> str:
 
 
 class FakeLLM:
-    def __init__(self, default_delay: float = 0.0) -> None:
+    def __init__(self, default_delay: float = 0.0, tokens_per_s: float = 0.0) -> None:
         self.default_delay = default_delay
+        self.tokens_per_s = tokens_per_s  # pace of answers whose reply sets none; 0: no pacing
+        self.open_streams = 0  # streamed answers being written now
         self.requests: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
         self._queue: deque[ScriptedReply] = deque()
@@ -263,9 +290,31 @@ class FakeLLM:
                 "total_tokens": prompt_tokens + completion_tokens,
             },
         }
+        stream = _Stream(payload, reply.fail_after_tokens, self._rate(reply))
         if body.get("stream"):
-            return StreamingResponse(_sse(payload), media_type="text/event-stream")
+            include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+            return _EventStream(stream, self._count_stream(stream.events(include_usage)))
+        if stream.rate and await _client_left(request, (len(stream.deltas) - 1) / stream.rate):
+            return Response(status_code=499)
+        if reply.fail_after_tokens is not None:
+            stream.cut = True  # headers and half a body, then the connection goes
+            return _EventStream(stream, _aiter(json.dumps(payload)[:20]), "application/json")
         return JSONResponse(payload)
+
+    def _rate(self, reply: ScriptedReply) -> float:
+        with self._lock:
+            return reply.tokens_per_s or self.tokens_per_s
+
+    async def _count_stream(self, events: AsyncGenerator[str, None]) -> AsyncGenerator[str, None]:
+        """``events``, counted in ``open_streams`` while they are written (or cancelled)."""
+        with self._lock:
+            self.open_streams += 1
+        try:
+            async for event in events:
+                yield event
+        finally:
+            with self._lock:
+                self.open_streams -= 1
 
     def _refusal(self, body: dict[str, Any], authorization: str) -> Response | None:
         """A provider's 401 for a wrong key or 404 for an unknown model, when configured."""
@@ -351,6 +400,9 @@ class FakeLLM:
             self.default_delay = float(config["default_delay"])
         if "embedding_failures" in config:
             self.fail_embeddings(int(config["embedding_failures"]))
+        if "tokens_per_s" in config:
+            with self._lock:
+                self.tokens_per_s = float(config["tokens_per_s"])
         if "outage_s" in config:
             self.outage(float(config["outage_s"]), int(config.get("outage_status", 503)))
         with self._lock:
@@ -397,18 +449,83 @@ def _error(status: int, message: str | None = None) -> JSONResponse:
     return JSONResponse(body, status_code=status, headers=headers)
 
 
-async def _sse(payload: dict[str, Any]) -> AsyncIterator[str]:
-    """The same completion as one content chunk, one usage chunk and ``[DONE]``."""
-    choice = payload["choices"][0]
-    delta: dict[str, Any] = {"role": "assistant", "content": choice["message"]["content"]}
-    if "tool_calls" in choice["message"]:
-        delta["tool_calls"] = [{"index": i, **c} for i, c in enumerate(choice["message"]["tool_calls"])]
-    base = {k: payload[k] for k in ("id", "created", "model", "system_fingerprint")}
-    base["object"] = "chat.completion.chunk"
-    chunk = {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": choice["finish_reason"]}]}
-    yield f"data: {json.dumps(chunk)}\n\n"
-    yield f"data: {json.dumps({**base, 'choices': [], 'usage': payload['usage']})}\n\n"
-    yield "data: [DONE]\n\n"
+class _Stream:
+    """A completion as OpenAI streams it: the deltas of its chunks, paced at ``rate`` pieces a
+    second, cut after ``fail_after`` of them when set."""
+
+    def __init__(self, payload: dict[str, Any], fail_after: int | None, rate: float) -> None:
+        self.payload, self.fail_after, self.rate = payload, fail_after, rate
+        self.cut = False  # set once the stream stopped where the connection is to drop
+        message = payload["choices"][0]["message"]
+        deltas: list[dict[str, Any]] = [{"content": p} for p in _pieces(message["content"] or "")]
+        for index, call in enumerate(message.get("tool_calls") or []):
+            function = {"name": call["function"]["name"], "arguments": ""}
+            deltas.append(
+                {"tool_calls": [{"index": index, "id": call["id"], "type": "function", "function": function}]}
+            )
+            deltas.extend(
+                {"tool_calls": [{"index": index, "function": {"arguments": p}}]}
+                for p in _pieces(call["function"]["arguments"])
+            )
+        if not deltas:
+            deltas.append({"content": ""})
+        deltas[0] = {"role": "assistant", **deltas[0]}
+        self.deltas = deltas
+
+    def _chunk(self, **parts: Any) -> str:
+        keys = ("id", "created", "model", "system_fingerprint")
+        chunk = {**{k: self.payload[k] for k in keys}, "object": "chat.completion.chunk", **parts}
+        return f"data: {json.dumps(chunk)}\n\n"
+
+    async def events(self, include_usage: bool) -> AsyncGenerator[str, None]:
+        start = time.monotonic()
+        for i, delta in enumerate(self.deltas):
+            if i == self.fail_after:
+                self.cut = True
+                return
+            # Always through the event loop, even behind schedule or unpaced: there uvicorn
+            # learns that the client left, and Starlette cancels the stream.
+            wait = start + i / self.rate - time.monotonic() if self.rate else 0.0
+            await asyncio.sleep(max(0.0, wait))
+            choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": None}
+            yield self._chunk(choices=[choice])
+        if self.fail_after is not None:  # more than the answer had: cut before its end
+            self.cut = True
+            return
+        finish = self.payload["choices"][0]["finish_reason"]
+        yield self._chunk(choices=[{"index": 0, "delta": {}, "logprobs": None, "finish_reason": finish}])
+        if include_usage:
+            yield self._chunk(choices=[], usage=self.payload["usage"])
+        yield "data: [DONE]\n\n"
+
+
+class _EventStream(StreamingResponse):
+    """A streamed answer that ends without the end of its body when its ``_Stream`` was cut:
+    returning unfinished makes uvicorn close the connection (it logs one line about it), and
+    the client sees the connection die mid-answer. Starlette stops the stream when the client
+    goes away (cancelling this), and the events are closed then too, so their ``finally``
+    runs at once."""
+
+    def __init__(
+        self, stream: _Stream, events: AsyncGenerator[str, None], media_type: str = "text/event-stream"
+    ) -> None:
+        super().__init__(events, media_type=media_type)
+        self._stream, self._events = stream, events
+
+    async def stream_response(self, send: Send) -> None:
+        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+        try:
+            async for event in self._events:
+                await send({"type": "http.response.body", "body": event.encode(), "more_body": True})
+        finally:
+            await self._events.aclose()
+        if not self._stream.cut:
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+async def _aiter(*items: str) -> AsyncGenerator[str, None]:
+    for item in items:
+        yield item
 
 
 __all__ = ["EMBEDDING_DIM", "MODEL_ID", "FakeLLM", "ScriptedReply", "fake_embedding"]

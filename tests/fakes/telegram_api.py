@@ -7,6 +7,26 @@ below ``offset`` are confirmed and dropped, the rest are delivered again until c
 with the real server's rules (``telegram_rules``: only Telegram's tags, balanced, known
 entities) and answer 400 "Bad Request: can't parse entities: ..." otherwise.
 
+Editing and deleting: like the real server, ``editMessageText`` answers 400 "message to edit not
+found" for a message the bot did not send in that chat (or deleted), and "message is not
+modified: ..." when the text, parse mode and keyboard are those the message already has;
+``deleteMessage`` answers "message to delete not found" for an unknown or deleted one and keeps
+the deleted ``(chat_id, message_id)`` in ``deleted``. ``current_text`` reads what a message shows
+now (after edits, None once deleted) and ``shown(chat_id)`` what the whole chat does.
+
+Drafts (Bot API 10.0): ``sendMessageDraft`` streams a preview into a private chat; as on the
+real server it is refused in groups (400 "Bad Request: TEXTDRAFT_PEER_INVALID") and with a zero
+``draft_id``; its text may be empty (a "Thinking..." placeholder) but is otherwise checked as
+``sendMessage``'s. Each call is kept in ``drafts`` (``drafts_for(chat_id)``; ``GET
+/_control/drafts`` from another process).
+
+Flood control, off by default: ``flood(private_per_s, group_per_min, burst)`` (or ``POST
+/_control/config`` with ``{"flood": {...}}``, ``{"flood": null}`` to stop) limits
+``sendMessage``, ``editMessageText`` and ``sendMessageDraft`` per chat with a token bucket of
+``burst`` calls, refilled at ``private_per_s`` in a private chat and ``group_per_min`` a minute in
+a group; a call over it answers 429 with ``parameters.retry_after`` (the seconds until a call is
+allowed again, rounded up), and ``floods`` counts those answers.
+
 Inline keyboards: ``push_callback`` presses a button of a message the bot sent (a
 ``callback_query`` update), ``buttons`` reads a message's current keyboard (after edits), and
 ``answerCallbackQuery`` calls are kept in ``callback_answers``.
@@ -42,6 +62,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import re
 import threading
 import time
@@ -71,7 +92,16 @@ _JSON_FIELDS = {
     "scope",
     "link_preview_options",
 }
-_NUMBER_FIELDS = {"chat_id", "offset", "limit", "timeout", "message_id", "user_id", "message_thread_id"}
+_NUMBER_FIELDS = {
+    "chat_id",
+    "offset",
+    "limit",
+    "timeout",
+    "message_id",
+    "user_id",
+    "message_thread_id",
+    "draft_id",
+}
 # Update types Telegram sends only to a bot that names them in allowed_updates.
 _OPT_IN_UPDATES = frozenset({"chat_member", "message_reaction", "message_reaction_count"})
 
@@ -88,6 +118,18 @@ class Sent:
     reply_to: int | None
     at: float
     params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Draft:
+    """One sendMessageDraft call: a preview of a message being written."""
+
+    chat_id: int
+    draft_id: int
+    text: str  # "" shows the "Thinking..." placeholder
+    parse_mode: str | None
+    thread_id: int | None
+    at: float
 
 
 @dataclass(frozen=True)
@@ -120,6 +162,34 @@ class _Failure:
     count: int
 
 
+@dataclass
+class _Flood:
+    """Telegram's per-chat flood limit as a token bucket of ``burst`` calls per chat."""
+
+    private_per_s: float
+    group_per_min: float
+    burst: int
+    buckets: dict[int, tuple[float, float]] = field(default_factory=dict)  # chat -> (tokens, at)
+
+    def take(self, chat_id: int, now: float) -> int | None:
+        """None when a call to ``chat_id`` may go now, else the seconds until one may."""
+        rate = self.private_per_s if chat_id > 0 else self.group_per_min / 60
+        tokens, at = self.buckets.get(chat_id, (float(self.burst), now))
+        tokens = min(float(self.burst), tokens + (now - at) * rate)
+        if tokens >= 1:
+            self.buckets[chat_id] = (tokens - 1, now)
+            return None
+        self.buckets[chat_id] = (tokens, now)
+        return max(1, math.ceil((1 - tokens) / rate))
+
+
+_FLOODED = frozenset({"sendMessage", "editMessageText", "sendMessageDraft"})
+_NOT_MODIFIED = (
+    "Bad Request: message is not modified: specified new message content and reply markup are "
+    "exactly the same as a current content and reply markup of the message"
+)
+
+
 class FakeTelegram:
     """State and ASGI app of the fake Bot API; one instance per test."""
 
@@ -150,6 +220,14 @@ class FakeTelegram:
         self.webhook: dict[str, Any] | None = None  # the last setWebhook's parameters
         self.stored_files: dict[str, bytes] = {}  # file_id -> content, for getFile and downloads
         self.downloads: list[str] = []  # file paths the bot downloaded, in order
+        self.drafts: list[Draft] = []
+        self.deleted: set[tuple[int, int]] = set()  # (chat_id, message_id) deleteMessage removed
+        # (chat, message) -> (text, parse mode) the bot's message shows now; None: it has no text
+        # (a photo, a document). Users' messages, which a bot may delete too, are in _incoming.
+        self._contents: dict[tuple[int, int], tuple[str, str | None] | None] = {}
+        self._incoming: set[tuple[int, int]] = set()
+        self._flood: _Flood | None = None
+        self.floods = 0  # 429s the flood limit answered
         self.app = Starlette(
             routes=[
                 Route("/bot{token}/{method}", self._api, methods=["GET", "POST"]),
@@ -159,6 +237,8 @@ class FakeTelegram:
                 Route("/_control/fail", self._ctl_fail, methods=["POST"]),
                 Route("/_control/stats", self._ctl_stats, methods=["GET"]),
                 Route("/_control/reset", self._ctl_reset, methods=["POST"]),
+                Route("/_control/drafts", self._ctl_drafts, methods=["GET"]),
+                Route("/_control/config", self._ctl_config, methods=["POST"]),
             ]
         )
 
@@ -194,6 +274,7 @@ class FakeTelegram:
         with self._lock:
             message_id = self._next_message_id
             self._next_message_id += 1
+            self._incoming.add((chat_id, message_id))
         chat: dict[str, Any] = {"id": chat_id, "type": chat_type}
         if chat_type == "private":
             chat["first_name"] = first_name
@@ -328,6 +409,41 @@ class FakeTelegram:
         with self._lock:
             self._stalls += count
 
+    def flood(self, private_per_s: float = 1.0, group_per_min: int = 20, burst: int = 3) -> None:
+        """Turn on Telegram's flood limit for sendMessage, editMessageText and sendMessageDraft:
+        per chat, ``burst`` calls at once, then ``private_per_s`` a second in a private chat or
+        ``group_per_min`` a minute in a group; a call over it answers 429 with retry_after."""
+        with self._lock:
+            self._flood = _Flood(private_per_s, group_per_min, burst)
+
+    def stop_flood(self) -> None:
+        with self._lock:
+            self._flood = None
+
+    def drafts_for(self, chat_id: int) -> list[Draft]:
+        with self._lock:
+            return [d for d in self.drafts if d.chat_id == chat_id]
+
+    def current_text(self, chat_id: int, message_id: int) -> str | None:
+        """The text a message of the bot shows now, after its edits (as sent: HTML when its parse
+        mode is HTML); None for one never sent, deleted or without text."""
+        with self._lock:
+            if (chat_id, message_id) in self.deleted:
+                return None
+            content = self._contents.get((chat_id, message_id))
+            return None if content is None else content[0]
+
+    def shown(self, chat_id: int) -> list[str]:
+        """What the chat shows of the bot: the current text of each of its text messages that
+        was not deleted, oldest first."""
+        with self._lock:
+            live = sorted(
+                (key[1], content[0])
+                for key, content in self._contents.items()
+                if key[0] == chat_id and content is not None and key not in self.deleted
+            )
+        return [text for _, text in live]
+
     def texts(self, chat_id: int | None = None) -> list[str]:
         with self._lock:
             return [s.text for s in self.sent if chat_id is None or s.chat_id == chat_id]
@@ -416,7 +532,7 @@ class FakeTelegram:
         params = await self._params(request)
         with self._lock:
             self.calls.append((method, params))
-        failure = self._take_failure(method)
+        failure = self._take_failure(method) or self._take_flood(method, params)
         broken = self._take_break() if method == "sendMessage" and failure is None else None
         if broken is not None:
             return await self._broken_send(broken, params, request)
@@ -440,6 +556,19 @@ class FakeTelegram:
         except _ApiError as exc:
             return _error(exc.status, exc.description)
         return JSONResponse({"ok": True, "result": result})
+
+    def _take_flood(self, method: str, params: dict[str, Any]) -> _Failure | None:
+        """A 429 when the flood limit is on and ``method`` went over it in its chat."""
+        if method not in _FLOODED or not isinstance(params.get("chat_id"), int):
+            return None
+        with self._lock:
+            if self._flood is None:
+                return None
+            wait = self._flood.take(params["chat_id"], time.monotonic())
+            if wait is None:
+                return None
+            self.floods += 1
+        return _Failure(429, wait, None, 1)
 
     def _take_break(self) -> _Break | None:
         with self._lock:
@@ -533,6 +662,8 @@ class FakeTelegram:
                 self._next_message_id += 1
             chat_id = int(params["chat_id"])
             self._markups[(chat_id, message_id)] = params.get("reply_markup")
+            has_text = method in ("sendMessage", "editMessageText")
+            self._contents[(chat_id, message_id)] = (text, _mode(params)) if has_text else None
             self.sent.append(
                 Sent(
                     method,
@@ -560,10 +691,7 @@ class FakeTelegram:
             raise _ApiError(400, "Bad Request: chat_id is empty")
         if not isinstance(text, str) or not text.strip():
             raise _ApiError(400, "Bad Request: message text is empty")
-        shown = parse_html(text) if str(params.get("parse_mode", "")).upper() == "HTML" else text
-        if utf16_len(shown) > MAX_TEXT:
-            raise _ApiError(400, "Bad Request: message is too long")
-        if not shown.strip():
+        if not _shown_text(text, params).strip():
             raise _ApiError(400, "Bad Request: message text is empty")
         return text
 
@@ -631,7 +759,42 @@ class FakeTelegram:
         return {**message, "caption": caption, "photo": [{**size, "width": 1, "height": 1}]}
 
     async def _edit_message_text(self, params: dict[str, Any]) -> Any:
-        return self._record("editMessageText", params, self._check_text(params), int(params["message_id"]))
+        text = self._check_text(params)
+        key = (int(params["chat_id"]), int(params.get("message_id") or 0))
+        with self._lock:
+            if key not in self._contents or key in self.deleted:
+                raise _ApiError(400, "Bad Request: message to edit not found")
+            content = self._contents[key]
+            if content is None:
+                raise _ApiError(400, "Bad Request: there is no text in the message to edit")
+            if content == (text, _mode(params)) and self._markups.get(key) == params.get("reply_markup"):
+                raise _ApiError(400, _NOT_MODIFIED)
+        return self._record("editMessageText", params, text, key[1])
+
+    async def _delete_message(self, params: dict[str, Any]) -> Any:
+        key = (int(params.get("chat_id") or 0), int(params.get("message_id") or 0))
+        with self._lock:
+            if (key not in self._contents and key not in self._incoming) or key in self.deleted:
+                raise _ApiError(400, "Bad Request: message to delete not found")
+            self.deleted.add(key)
+        return True
+
+    async def _send_message_draft(self, params: dict[str, Any]) -> Any:
+        if "chat_id" not in params:
+            raise _ApiError(400, "Bad Request: chat_id is empty")
+        chat_id, draft_id = int(params["chat_id"]), int(params.get("draft_id") or 0)
+        if chat_id <= 0:  # drafts exist in private chats only
+            raise _ApiError(400, "Bad Request: TEXTDRAFT_PEER_INVALID")
+        if draft_id == 0:
+            raise _ApiError(400, "Bad Request: draft_id must be non-zero")
+        text = params.get("text") or ""
+        _shown_text(str(text), params)  # an empty text is the placeholder, any other is checked
+        thread = params.get("message_thread_id")
+        with self._lock:
+            draft = Draft(chat_id, draft_id, str(text), params.get("parse_mode"), thread, time.perf_counter())
+            self.drafts.append(draft)
+            self._lock.notify_all()
+        return True
 
     async def _answer_callback_query(self, params: dict[str, Any]) -> Any:
         if not params.get("callback_query_id"):
@@ -732,6 +895,24 @@ class FakeTelegram:
         )
         return JSONResponse({"ok": True})
 
+    async def _ctl_drafts(self, request: Request) -> JSONResponse:
+        with self._lock:
+            return JSONResponse([asdict(d) for d in self.drafts])
+
+    async def _ctl_config(self, request: Request) -> JSONResponse:
+        """``{"flood": {"private_per_s": .., "group_per_min": .., "burst": ..}}`` turns the flood
+        limit on (missing keys: ``flood``'s defaults), ``{"flood": null}`` off."""
+        body = await request.json()
+        if "flood" in body:
+            if body["flood"] is None:
+                self.stop_flood()
+            else:
+                self.flood(**body["flood"])
+        with self._lock:
+            flood = self._flood
+            shown = None if flood is None else {k: v for k, v in asdict(flood).items() if k != "buckets"}
+        return JSONResponse({"flood": shown})
+
     async def _ctl_stats(self, request: Request) -> JSONResponse:
         with self._lock:
             return JSONResponse(
@@ -739,6 +920,8 @@ class FakeTelegram:
                     "get_updates": len(self.get_updates_times),
                     "sent": len(self.sent),
                     "pending": len(self._updates),
+                    "drafts": len(self.drafts),
+                    "floods": self.floods,
                 }
             )
 
@@ -752,6 +935,8 @@ class FakeTelegram:
             self.callback_answers.clear()
             self._failures.clear()
             self._outages.clear()
+            self.drafts.clear()
+            self._flood, self.floods = None, 0
         return JSONResponse({"ok": True})
 
 
@@ -781,6 +966,21 @@ _WEBHOOK_CONFLICT = (
 )
 
 
+def _mode(params: dict[str, Any]) -> str | None:
+    """The parse mode of a call, as Telegram reads it (case does not matter)."""
+    mode = params.get("parse_mode")
+    return str(mode).upper() if mode else None
+
+
+def _shown_text(text: str, params: dict[str, Any]) -> str:
+    """What users see of ``text`` with the call's parse mode: checked as Telegram does (valid
+    HTML, at most 4096 UTF-16 units after entity parsing)."""
+    shown = parse_html(text) if _mode(params) == "HTML" else text
+    if utf16_len(shown) > MAX_TEXT:
+        raise _ApiError(400, "Bad Request: message is too long")
+    return shown
+
+
 def _flag(value: object) -> bool:
     """A boolean parameter as JSON (true) or a form field ("true", "True")."""
     return value is True or str(value).lower() in ("true", "1")
@@ -805,7 +1005,8 @@ _METHODS = {
     "editMessageReplyMarkup": FakeTelegram._edit_message_reply_markup,
     "setMyCommands": FakeTelegram._set_my_commands,
     "getMyCommands": FakeTelegram._get_my_commands,
-    "deleteMessage": FakeTelegram._true,
+    "deleteMessage": FakeTelegram._delete_message,
+    "sendMessageDraft": FakeTelegram._send_message_draft,
     "setWebhook": FakeTelegram._set_webhook,
     "deleteWebhook": FakeTelegram._delete_webhook,
     "getWebhookInfo": FakeTelegram._get_webhook_info,

@@ -1,0 +1,26 @@
+"""The checks every inline button press passes before it may act."""
+
+from __future__ import annotations
+
+import re
+
+from telegram import Update
+
+from bot.context import OmniContext
+
+NOT_YOURS = "Only the person who asked can use these buttons."
+
+
+async def press(update: Update, context: OmniContext, pattern: re.Pattern[str]) -> re.Match[str] | None:
+    """The button's data if the press may act: an allowed user, pressing their own button
+    (``pattern`` has an ``asker`` group: the user the buttons were made for)."""
+    query = update.callback_query
+    assert query is not None  # CallbackQueryHandler
+    match = pattern.match(query.data or "")
+    if match is None or query.message is None or not context.deps.access.allows(query.from_user.id):
+        await query.answer()
+        return None
+    if int(match["asker"]) != query.from_user.id:
+        await query.answer(NOT_YOURS, show_alert=True)
+        return None
+    return match
