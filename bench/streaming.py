@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -109,7 +108,6 @@ def main() -> None:
             for name, (_, stream) in ways.items():
                 data = Path(tmp) / name
                 env = _env(data) | {"OMNI_STREAM_ANSWERS": stream}
-                subprocess.run([sys.executable, "-m", "omni", "db", "upgrade"], env=env, cwd=tmp, check=True)
                 bot = bots[name] = Bot(name, [sys.executable, "-m", "omni", "bot"], env, Path(tmp))
                 bot.tg.flood()
                 bot.start()
