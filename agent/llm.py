@@ -132,6 +132,7 @@ def _import_litellm() -> ModuleType:
             # of "----" or a repeated character is an answer, and a streamed answer must be the
             # same as an unstreamed one. Runaway answers are bounded by the model's max tokens.
             litellm.REPEATED_STREAMING_CHUNK_LIMIT = sys.maxsize  # type: ignore[attr-defined]
+            litellm.disable_streaming_logging = True
             _litellm = litellm
         return _litellm
 

@@ -15,7 +15,7 @@ agent/schedule.py check them and every mistake comes back as a tool result start
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -24,7 +24,8 @@ from zoneinfo import ZoneInfo
 from agent.loop import ToolProvider
 from agent.schedule import ScheduleError, build_rule, describe, first_run, format_time, zone
 from agent.scheduler import next_run, rule_of
-from agent.types import ServerStatus, Turn
+from agent.tool_wrapper import ToolWrapper
+from agent.types import Turn
 from memory.errors import JobLimitReached
 from memory.schedules import Job, JobKind, NewJob, Run, Schedules
 
@@ -88,8 +89,10 @@ def definitions(user_zone: str, limits: ScheduleLimits) -> list[dict[str, Any]]:
     ]
 
 
-class ScheduleTools(ToolProvider):
+class ScheduleTools(ToolWrapper):
     """The agent's tools plus the scheduling tools on Telegram turns."""
+
+    names = NAMES
 
     def __init__(
         self,
@@ -101,15 +104,13 @@ class ScheduleTools(ToolProvider):
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         zone(default_zone)  # a bad OMNI_TIMEZONE fails at start, not at the first reminder
-        self._inner = inner
+        super().__init__(inner)
         self._store = store
         self._default_zone = default_zone
         self._limits = limits or ScheduleLimits()
         self._clock = clock
         self._nudge: Callable[[], None] | None = None
         self._zones: dict[int, tuple[str, float]] = {}  # user id -> (zone, kept until)
-        # (inner list's id, zone) -> the inner list (kept, so its id stays its own), the tools
-        self._listed: dict[tuple[int, str], tuple[list[dict[str, Any]], list[dict[str, Any]]]] = {}
 
     def attach(self, nudge: Callable[[], None]) -> None:
         """What to call after a job is created or resumed (``Scheduler.nudge``)."""
@@ -129,26 +130,13 @@ class ScheduleTools(ToolProvider):
     def zone_changed(self, user_id: int) -> None:
         self._zones.pop(user_id, None)
 
-    async def list_tools(self, turn: Turn) -> list[dict[str, Any]]:
-        inner = await self._inner.list_tools(turn) if self._inner is not None else []
+    async def own_tools(self, turn: Turn) -> tuple[Hashable, list[dict[str, Any]]] | None:
         if turn.telegram_chat_id is None or turn.user_id is None:
-            return inner
+            return None
         user_zone = await self.user_zone(turn.user_id)
-        # The same list object while nothing changed: the agent measures a new one's size.
-        key = (id(inner), user_zone)
-        listed = self._listed.get(key)
-        if listed is None or listed[0] is not inner:
-            if len(self._listed) >= 64:  # lists of tool sets replaced since (/reload)
-                self._listed.clear()
-            tools = [t for t in inner if t.get("function", {}).get("name") not in NAMES]
-            listed = self._listed[key] = (inner, tools + definitions(user_zone, self._limits))
-        return listed[1]
+        return user_zone, definitions(user_zone, self._limits)
 
-    async def call(self, name: str, arguments: dict[str, Any], turn: Turn) -> str:
-        if name not in NAMES:
-            if self._inner is None:
-                return f"Error: there is no tool named {name!r}"
-            return await self._inner.call(name, arguments, turn)
+    async def own_call(self, name: str, arguments: dict[str, Any], turn: Turn) -> str:
         if turn.telegram_chat_id is None or turn.user_id is None:
             return f"Error: {name} works only in a Telegram chat"
         try:
@@ -160,24 +148,8 @@ class ScheduleTools(ToolProvider):
         except ScheduleError as exc:
             return f"Error: {exc}"
 
-    def describe(self, name: str, arguments: dict[str, Any]) -> str:
-        if name == SCHEDULE:
-            return "⏰ scheduling…"
-        if name in NAMES:
-            return "⏰ checking the schedule…"
-        if self._inner is None:
-            return super().describe(name, arguments)
-        return self._inner.describe(name, arguments)
-
-    def status(self) -> list[ServerStatus]:
-        return self._inner.status() if self._inner is not None else []
-
-    def start_in_background(self) -> None:
-        if self._inner is not None:
-            self._inner.start_in_background()
-
-    async def reload_config(self) -> list[str]:
-        return await self._inner.reload_config() if self._inner is not None else []
+    def own_describe(self, name: str, arguments: dict[str, Any]) -> str:
+        return "⏰ scheduling…" if name == SCHEDULE else "⏰ checking the schedule…"
 
     async def _schedule(self, arguments: dict[str, Any], turn: Turn, chat_id: int, user_id: int) -> str:
         kind, text = arguments.get("kind"), arguments.get("text")

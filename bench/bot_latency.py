@@ -298,13 +298,19 @@ def main() -> None:
     parser.add_argument("--llm-delay", type=float, default=1.0, help="LLM delay for the users test (s)")
     parser.add_argument("--total", type=int, default=1000, help="messages before the last RSS sample")
     parser.add_argument("--skip-floor", action="store_true", help="measure omni only")
+    parser.add_argument(
+        "--no-streaming",
+        action="store_true",
+        help="omni with OMNI_STREAM_ANSWERS=false",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     args = parser.parse_args()
     args.total = max(args.total, WARM_UP + 2 * args.messages + args.one_user + USERS_ROUNDS * args.users)
 
     with ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="omni-bench-")))
-        omni = Bot("omni", [sys.executable, "-m", "omni", "bot"], _env(tmp / "data"), tmp)
+        omni_env = _env(tmp / "data") | ({"OMNI_STREAM_ANSWERS": "false"} if args.no_streaming else {})
+        omni = Bot("omni", [sys.executable, "-m", "omni", "bot"], omni_env, tmp)
         stack.callback(omni.close)
         # Migrated beforehand: a restart, not a first install, is timed.
         migrate = [sys.executable, "-m", "omni", "db", "upgrade"]

@@ -17,6 +17,7 @@ sent by a tool are delivered at least once, the answer's text exactly once.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Hashable
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -25,7 +26,7 @@ from telegram.error import TelegramError
 
 from agent import Turn
 from agent.loop import ToolProvider
-from agent.types import ServerStatus
+from agent.tool_wrapper import ToolWrapper
 from bot.delivery import Upload, send_upload
 from bot.workspace_file import FileRefused, read_file
 
@@ -56,56 +57,31 @@ DEFINITION: dict[str, Any] = {
 }
 
 
-class FileSender(ToolProvider):
+class FileSender(ToolWrapper):
     """The agent's tools plus ``send_file`` on Telegram turns."""
 
+    names = frozenset({NAME})
+
     def __init__(self, inner: ToolProvider | None, workspace: Path, timeout: float) -> None:
-        self._inner = inner
+        super().__init__(inner)
         self._workspace = workspace
         self._timeout = timeout
         self._bot: Bot | None = None
-        self._listed: dict[int, tuple[list[dict[str, Any]], list[dict[str, Any]]]] = {}
 
     def attach(self, bot: Bot) -> None:
         """The bot that sends the files (built after the agent, so given later)."""
         self._bot = bot
 
-    async def list_tools(self, turn: Turn) -> list[dict[str, Any]]:
-        inner = await self._inner.list_tools(turn) if self._inner is not None else []
+    async def own_tools(self, turn: Turn) -> tuple[Hashable, list[dict[str, Any]]] | None:
         if self._bot is None or turn.telegram_chat_id is None:
-            return inner
-        # The same list object while the inner one is: the agent measures a new list's size.
-        listed = self._listed.get(id(inner))
-        if listed is None or listed[0] is not inner:
-            if len(self._listed) >= 16:  # tool sets replaced since (/reload)
-                self._listed.clear()
-            tools = [t for t in inner if t.get("function", {}).get("name") != NAME] + [DEFINITION]
-            listed = self._listed[id(inner)] = (inner, tools)
-        return listed[1]
+            return None
+        return NAME, [DEFINITION]
 
-    async def call(self, name: str, arguments: dict[str, Any], turn: Turn) -> str:
-        if name != NAME:
-            if self._inner is None:
-                return f"Error: there is no tool named {name!r}"
-            return await self._inner.call(name, arguments, turn)
+    async def own_call(self, name: str, arguments: dict[str, Any], turn: Turn) -> str:
         return await self._send(arguments, turn)
 
-    def describe(self, name: str, arguments: dict[str, Any]) -> str:
-        if name == NAME:
-            return f"📎 sending {PurePosixPath(str(arguments.get('path', ''))).name or 'a file'}…"
-        if self._inner is None:
-            return super().describe(name, arguments)
-        return self._inner.describe(name, arguments)
-
-    def status(self) -> list[ServerStatus]:
-        return self._inner.status() if self._inner is not None else []
-
-    def start_in_background(self) -> None:
-        if self._inner is not None:
-            self._inner.start_in_background()
-
-    async def reload_config(self) -> list[str]:
-        return await self._inner.reload_config() if self._inner is not None else []
+    def own_describe(self, name: str, arguments: dict[str, Any]) -> str:
+        return f"📎 sending {PurePosixPath(str(arguments.get('path', ''))).name or 'a file'}…"
 
     async def _send(self, arguments: dict[str, Any], turn: Turn) -> str:
         path, caption = arguments.get("path"), arguments.get("caption", "")

@@ -83,8 +83,11 @@ async def test_the_tool_in_use_shows_in_the_streamed_preview(
     async with bot_with_tools(make_settings, tmp_path) as (tg, llm, _):
         llm.enqueue(
             ScriptedReply(tool_calls=[call("skills__write_file", path="a.md", content="x")]),
-            ScriptedReply(tool_calls=[call("extra__slow", seconds=1.5)]),
-            ScriptedReply(text="All **done**, the file is written and the wait is over.", tokens_per_s=30),
+            ScriptedReply(tool_calls=[call("extra__slow", seconds=3)]),
+            ScriptedReply(
+                text="All **done**, the file is written and the wait is over. " + "Words to read. " * 12,
+                tokens_per_s=30,
+            ),
         )
         tg.push_text(FRIEND, "write and wait")
         for _ in range(300):
