@@ -114,15 +114,17 @@ class Scheduler:
         """Whether the loop is asleep until the next due time (or a nudge)."""
         return self._waiting
 
-    def stop(self, job_id: int) -> bool:
+    async def stop(self, job_id: int, within: float = 5.0) -> bool:
         """Cancel the run of ``job_id`` this process is firing (a task or background job the
-        user stopped); False when none is. The run is recorded as failed, never fired again."""
+        user stopped); False when none is. The run is recorded as failed, never fired again;
+        this waits (up to ``within`` s) until it is, so a listing made next no longer shows it."""
         firing = self._firing.get(job_id)
         if firing is None or firing[1].done():
             return False
         run, task = firing
         self._stopped.add(run.id)
         task.cancel()
+        await asyncio.wait({task}, timeout=within)
         return True
 
     def nudge(self) -> None:
@@ -178,10 +180,11 @@ class Scheduler:
         due = await self._store.next_due()
         if due is None:
             return config.max_wait_s
+        if due <= now and not (claimed.fire or claimed.missed):
+            return config.retry_s  # due when this round looked, yet not claimed: others hold it
+        # Due since this round looked (or more of what it took): go on at once.
         wait = (due - self._clock.now()).total_seconds()
-        if wait <= 0:  # more due: go on at once if this round took some, else others hold them
-            return 0.0 if claimed.fire or claimed.missed else config.retry_s
-        return min(wait, config.max_wait_s)
+        return min(max(wait, 0.0), config.max_wait_s)
 
     def _start(self, claimed: Claimed) -> None:
         assert self._tasks is not None

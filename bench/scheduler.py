@@ -15,8 +15,9 @@ bot on a migrated database with no job at all. Measured:
 
 1. idle CPU: both bots' CPU time (utime + stime from /proc, children excluded) over the same
    ``--idle`` seconds just before the first job falls due (both run at the same time, so a
-   shared machine's drift weighs on both alike); the difference is what the jobs cost an idle
-   bot (the scheduler sleeps until the soonest due time, at most a minute);
+   shared machine's drift weighs on both alike), once both are done warming up (litellm's
+   import in the background after the first getUpdates); the difference is what the jobs cost
+   an idle bot (the scheduler sleeps until the soonest due time, at most a minute);
 2. delivery: each due job's reminder as the fake Bot API receives it (its sendMessage's
    ``perf_counter`` time, turned into wall time by an offset taken here) minus its due time:
    p50/p95/max; how many arrived exactly once, twice, or never; and the bot's CPU time per
@@ -26,7 +27,7 @@ bot on a migrated database with no job at all. Measured:
 ``OMNI_TEST_POSTGRES_URL``), dropped afterwards; otherwise SQLite files in a temp folder.
 
     python bench/scheduler.py [--jobs 10000] [--users 1000] [--due 1000] [--window 20]
-                              [--idle 20] [--lead 15] [--postgres] [--skip-floor] [--json]
+                              [--idle 20] [--lead 20] [--postgres] [--skip-floor] [--json]
 
 With ``--json`` the last line is one JSON object of the figures. Exit code 0 when every due job
 was delivered exactly once, 1 otherwise.
@@ -59,7 +60,11 @@ from memory.migrate import upgrade  # noqa: E402
 from memory.schedules import NewJob, ScheduleKind  # noqa: E402
 
 USER_BASE = 700_000_000  # user (and chat) ids of the seeded jobs
-SETTLE_S = 1.0  # after the first getUpdates: the bot's own start-up work is not idle time
+# The idle sample starts once each bot used at most QUIET_CPU_S of CPU in each of QUIET_STEPS
+# seconds in a row: the warm-up it does in the background after its first getUpdates (litellm's
+# import: seconds of CPU, longer on a busy machine) is no idle time.
+QUIET_CPU_S = 0.02
+QUIET_STEPS = 2
 MARGIN_S = 1.0  # between the idle sample's end and the first due time
 TAIL_S = 1.0  # after the last expected delivery: time for a duplicate to show up
 DELIVERY_TIMEOUT_S = 60.0  # past the window's end, the reminders still missing are counted missing
@@ -93,6 +98,7 @@ class Figures:
     seed_s: float
     start_s: float  # process start -> first getUpdates, the seeded bot
     idle_s: float  # the idle sample's length
+    idle_settled: bool  # False: the bots were still warming up when the sample had to start
     idle_cpu_pct: float
     floor_idle_cpu_pct: float | None  # the same bot without jobs, over the same seconds
     delivered: int  # distinct due reminders received
@@ -182,22 +188,37 @@ def _sleep_until(wall: float) -> None:
     time.sleep(max(0.0, wall - time.time()))
 
 
-def _idle_cpu(bots: list[Bot], plan: Plan, args: argparse.Namespace) -> tuple[float, list[float]]:
+def _wait_quiet(bots: list[Bot], until: float) -> bool:
+    """Wait until every bot is quiet (``QUIET_STEPS`` quiet seconds in a row), or until ``until``
+    (wall clock); whether they were."""
+    quiet, last = 0, [_cpu_s(bot.pid) for bot in bots]
+    while time.time() + 1.0 <= until:
+        time.sleep(1.0)
+        now = [_cpu_s(bot.pid) for bot in bots]
+        quiet = quiet + 1 if all(n - b <= QUIET_CPU_S for n, b in zip(now, last, strict=True)) else 0
+        last = now
+        if quiet >= QUIET_STEPS:
+            return True
+    return False
+
+
+def _idle_cpu(bots: list[Bot], plan: Plan, args: argparse.Namespace) -> tuple[float, bool, list[float]]:
     """Every bot's CPU % over the same idle stretch, ending ``MARGIN_S`` before the first due
-    time; the stretch is shorter than ``--idle`` when the start took longer than ``--lead``."""
+    time, once they are quiet; the stretch is shorter than ``--idle`` when they took longer than
+    ``--lead`` to get there, and at least a second."""
     end = plan.first_due - MARGIN_S
-    start = max(end - args.idle, time.time() + SETTLE_S)
-    if end - start < 1.0:
+    settled = _wait_quiet(bots, until=end - 1.0)
+    if end - time.time() < 0.5:
         raise SystemExit(
-            f"the bots took too long to start: no idle second before the first due time; raise --lead "
-            f"(now {args.lead:g} s)"
+            f"the bots were not up before the first due time; raise --lead (now {args.lead:g} s)"
         )
-    _sleep_until(start)
+    _sleep_until(end - args.idle)
     before = [_cpu_s(bot.pid) for bot in bots]
     t0 = time.perf_counter()
     _sleep_until(end)
     elapsed = time.perf_counter() - t0
-    return elapsed, [(_cpu_s(bot.pid) - b) / elapsed * 100 for bot, b in zip(bots, before, strict=True)]
+    cpu = [(_cpu_s(bot.pid) - b) / elapsed * 100 for bot, b in zip(bots, before, strict=True)]
+    return elapsed, settled, cpu
 
 
 def _deliveries(bot: Bot, plan: Plan, args: argparse.Namespace) -> tuple[dict[int, list[float]], int]:
@@ -234,7 +255,7 @@ def _quantiles_ms(delays: list[float]) -> tuple[float | None, ...]:
 def measure(omni: Bot, floor: Bot | None, plan: Plan, args: argparse.Namespace, database: str) -> Figures:
     bots = [omni] if floor is None else [omni, floor]
     starts = _start_all(bots)
-    idle_s, idle = _idle_cpu(bots, plan, args)
+    idle_s, settled, idle = _idle_cpu(bots, plan, args)
     cpu_before = [_cpu_s(bot.pid) for bot in bots]
     times, unexpected = _deliveries(omni, plan, args)
     cpu = [(_cpu_s(bot.pid) - b) * 1000 for bot, b in zip(bots, cpu_before, strict=True)]
@@ -249,6 +270,7 @@ def measure(omni: Bot, floor: Bot | None, plan: Plan, args: argparse.Namespace, 
         seed_s=plan.seed_s,
         start_s=starts[0],
         idle_s=idle_s,
+        idle_settled=settled,
         idle_cpu_pct=idle[0],
         floor_idle_cpu_pct=idle[1] if floor is not None else None,
         delivered=len(times),
@@ -281,6 +303,7 @@ def _report(f: Figures) -> None:
     print(
         f"  {f'idle CPU over {f.idle_s:.1f} s':<34}{f.idle_cpu_pct:>10.2f} %"
         + (f"{f.floor_idle_cpu_pct:>11.2f} %" if floor else "")
+        + ("" if f.idle_settled else "  (still warming up: no idle figure; raise --lead)")
     )
     print(
         f"  {'CPU while delivering':<34}{f.window_cpu_ms:>9.0f} ms"
@@ -306,7 +329,7 @@ def main() -> int:
     parser.add_argument("--window", type=float, default=20.0, help="seconds the due jobs spread over (20)")
     parser.add_argument("--idle", type=float, default=20.0, help="seconds of idle CPU sampled (20)")
     parser.add_argument(
-        "--lead", type=float, default=15.0, help="seconds between seeding and the idle sample: start-up (15)"
+        "--lead", type=float, default=20.0, help="seconds between seeding and the idle sample: start-up (20)"
     )
     parser.add_argument(
         "--postgres",

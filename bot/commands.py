@@ -346,6 +346,9 @@ async def _forget_all(
             user_id = int(pending.owner.removeprefix("user:"))
             await asyncio.to_thread(_forget_knowledge, deps.settings.data_dir, user_id)
             await asyncio.to_thread(uploads.forget, deps.settings.workspace, user_id)  # what they sent
+            if deps.scheduler is not None:  # a task running now would write its answer after this
+                for run in await deps.store.job_runs.running(user_id):
+                    await deps.scheduler.stop(run.job.id)
             await deps.store.schedules.forget(user_id)  # their reminders' and tasks' words too
         # The chat's sessions are gone: start a fresh one (and drop the agent's cached id).
         await deps.agent.new_session(place.session_key, telegram_chat_id=chat.id)

@@ -14,7 +14,7 @@ from telegram.constants import ParseMode
 from telegram.error import TelegramError
 
 from agent.schedule import ScheduleError, format_time, zone
-from agent.schedule_tools import job_line
+from agent.schedule_tools import MAX_TEXT, job_line
 from bot.buttons import press
 from bot.context import OmniContext
 from bot.jobs import title
@@ -106,7 +106,9 @@ async def on_job_button(update: Update, context: OmniContext) -> None:
     assert query is not None and deps.scheduler is not None
     user, job_id = query.from_user, int(match["job"])
     if match["action"] == "stop":
-        stopped = deps.scheduler.stop(job_id)
+        # The data is the client's to send: stop only a job of the presser's own.
+        owned = await deps.store.schedules.get(user.id, job_id) is not None
+        stopped = owned and await deps.scheduler.stop(job_id)
         await deps.store.schedules.cancel(user.id, job_id)  # a recurring one: no further runs
         note = f"Stopped #{job_id}." if stopped else f"#{job_id} is not running here any more."
     else:
@@ -127,6 +129,9 @@ async def cmd_bg(update: Update, context: OmniContext) -> None:
     task = " ".join(context.args or []).strip()
     if not task:
         await _say(update, context, "Tell me the task: /bg summarise the files in my notes folder")
+        return
+    if len(task) > MAX_TEXT:
+        await _say(update, context, f"That task is too long; keep it under {MAX_TEXT} characters.")
         return
     place = place_of(message)
     now = datetime.now(UTC)
@@ -163,7 +168,7 @@ async def stop_job(update: Update, context: OmniContext, job_id: int) -> str:
     if await deps.store.schedules.get(user.id, job_id) is None:
         return f"You have no job #{job_id}."
     running = any(run.job.id == job_id for run in await deps.store.job_runs.running(user.id))
-    stopped = running and deps.scheduler.stop(job_id)
+    stopped = running and await deps.scheduler.stop(job_id)
     cancelled = await deps.store.schedules.cancel(user.id, job_id) is not None
     if stopped:
         return f"Stopped job #{job_id}."

@@ -75,6 +75,7 @@ class JobFiring:
             user_id=job.user_id,
             is_admin=self._access.is_admin(job.user_id),
             telegram_chat_id=job.chat_id,
+            timezone=job.timezone,  # the prompt's time in the zone the job runs in, as in the chat
         )
         try:
             reply = await self._agent.reply(turn)

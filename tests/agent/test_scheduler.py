@@ -199,6 +199,33 @@ async def test_a_one_shot_fires_once_at_its_time(store: Store) -> None:
     assert (stored.state, stored.fire_count, stored.last_status) == ("done", 1, "delivered")
 
 
+class SlowRound(FakeClock):
+    """A round that takes time: each reading of the clock finds it ``step`` later."""
+
+    def __init__(self, start: datetime, step: timedelta) -> None:
+        super().__init__(start)
+        self.step = step
+
+    def now(self) -> datetime:
+        moment = super().now()
+        self.advance_to(moment + self.step)
+        return moment
+
+
+async def test_a_job_falling_due_during_a_round_fires_without_waiting_for_a_retry(store: Store) -> None:
+    # The round looks at 09:59.9 (nothing due), and by its end the job is due: it must fire
+    # at once, not after retry_s as when other workers hold what is due.
+    clock = SlowRound(T0 + timedelta(minutes=9, seconds=59, milliseconds=900), timedelta(milliseconds=100))
+    out = Deliveries(clock)
+    job = await add(store, at=T0 + timedelta(minutes=10))
+    scheduler = Scheduler(store.job_runs, out.fire_as("w1"), owner="w1", clock=clock, config=LONG)
+    async with running(scheduler, clock):
+        await eventually(lambda: len(out.fired) == 1)
+    ((fired_job, due, at, _),) = out.fired
+    assert fired_job == job and due == T0 + timedelta(minutes=10)
+    assert at - due < timedelta(seconds=LONG.retry_s)
+
+
 async def test_a_new_job_wakes_the_sleeping_scheduler(store: Store) -> None:
     clock = FakeClock(T0)
     out = Deliveries(clock)
