@@ -39,6 +39,7 @@ from tenacity import (
 
 from agent.errors import ContextTooLong, LLMRejected, LLMUnavailable
 from agent.types import ToolCall, Usage
+from memory.conversations import estimate_tokens
 from memory.types import UsageRecord
 from omni.logging import fields
 
@@ -132,7 +133,12 @@ def _import_litellm() -> ModuleType:
             # of "----" or a repeated character is an answer, and a streamed answer must be the
             # same as an unstreamed one. Runaway answers are bounded by the model's max tokens.
             litellm.REPEATED_STREAMING_CHUNK_LIMIT = sys.maxsize  # type: ignore[attr-defined]
+            # Neither litellm's logging of each streamed chunk (we log each call ourselves) nor
+            # its tokenizer: it counts a streamed prompt's tokens with tiktoken on every call (and
+            # loads 36 MB of encodings to do it) only to price a response whose usage the provider
+            # reports anyway; when a provider does not, ours is the estimate (``_completion``).
             litellm.disable_streaming_logging = True
+            litellm.disable_token_counter = True
             _litellm = litellm
         return _litellm
 
@@ -271,7 +277,7 @@ class LiteLLMClient:
             error = type(exc).__name__
             log.info("LLM call", extra=fields(model=model, duration_ms=took, outcome=outcome, error=error))
             raise
-        completion = _completion(litellm, response, model, (time.perf_counter() - started) * 1000)
+        completion = _completion(litellm, response, messages, model, (time.perf_counter() - started) * 1000)
         usage = completion.usage
         log.info(
             "LLM call",
@@ -386,7 +392,9 @@ def _field(item: Any, name: str) -> Any:
     return item[name] if isinstance(item, dict) else getattr(item, name)
 
 
-def _completion(litellm: ModuleType, response: Any, model: str, latency_ms: float) -> Completion:
+def _completion(
+    litellm: ModuleType, response: Any, messages: Sequence[Message], model: str, latency_ms: float
+) -> Completion:
     message = response.choices[0].message
     text = message.content or ""
     calls, raw_calls = _tool_calls(message)
@@ -394,12 +402,17 @@ def _completion(litellm: ModuleType, response: Any, model: str, latency_ms: floa
     if raw_calls:
         raw["tool_calls"] = raw_calls
     usage = getattr(response, "usage", None)
+    prompt_tokens = int(getattr(usage, "prompt_tokens", 0) or 0)
+    completion_tokens = int(getattr(usage, "completion_tokens", 0) or 0)
+    if not prompt_tokens:  # a provider that reports no usage: limits still count something
+        prompt_tokens = estimate_tokens(json.dumps(list(messages), default=str))
+        completion_tokens = completion_tokens or estimate_tokens(text + json.dumps(raw_calls))
     return Completion(
         text=text,
         tool_calls=calls,
         usage=Usage(
-            prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
-            completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
             cost=_cost(litellm, response),
             latency_ms=latency_ms,
         ),

@@ -96,6 +96,7 @@ class ScriptedReply:
     # "maximum context length is ..." which litellm maps to ContextWindowExceededError.
     tokens_per_s: float = 0.0  # pace of the answer's pieces; 0: the fake's tokens_per_s
     fail_after_tokens: int | None = None  # drop the connection after this many pieces
+    usage: bool = True  # False: a provider that reports no token counts (streamed or not)
 
 
 def _text_of(content: Any) -> str:
@@ -291,8 +292,10 @@ class FakeLLM:
             },
         }
         stream = _Stream(payload, reply.fail_after_tokens, self._rate(reply))
+        if not reply.usage:
+            del payload["usage"]
         if body.get("stream"):
-            include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+            include_usage = reply.usage and bool((body.get("stream_options") or {}).get("include_usage"))
             return _EventStream(stream, self._count_stream(stream.events(include_usage)))
         if stream.rate and await _client_left(request, (len(stream.deltas) - 1) / stream.rate):
             return Response(status_code=499)

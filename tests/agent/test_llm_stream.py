@@ -1,0 +1,54 @@
+"""The LLM client's streamed completions, against the fake OpenAI-compatible server: the same
+completion as unstreamed, pieces passed on as written, and usage when a provider reports none."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import SecretStr
+
+from agent.llm import LiteLLMClient, RetryPolicy
+from tests.fakes.llm_api import FakeLLM, ScriptedReply
+
+pytestmark = pytest.mark.anyio
+
+QUESTION = [{"role": "user", "content": "How are the plans for the week coming along?"}]
+
+
+def _client(llm_base: str) -> LiteLLMClient:
+    return LiteLLMClient(api_base=llm_base, api_key=SecretStr("sk-test"), retry=RetryPolicy(attempts=1))
+
+
+async def test_a_streamed_completion_is_the_unstreamed_one_written_piece_by_piece(
+    llm: FakeLLM, llm_base: str
+) -> None:
+    text = "The plan: **one**, two, three. " * 5
+    llm.enqueue(ScriptedReply(text=text), ScriptedReply(text=text))
+    client = _client(llm_base)
+    pieces: list[str] = []
+
+    async def on_text(piece: str) -> None:
+        pieces.append(piece)
+
+    streamed = await client.complete(QUESTION, model="openai/fake-model", on_text=on_text)
+    whole = await client.complete(QUESTION, model="openai/fake-model")
+    assert len(pieces) > 10 and "".join(pieces) == text
+    assert streamed.text == whole.text == text
+    assert streamed.usage.prompt_tokens == whole.usage.prompt_tokens > 0
+    assert streamed.usage.completion_tokens == whole.usage.completion_tokens > 0
+    assert streamed.message == whole.message
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+async def test_usage_a_provider_does_not_report_is_estimated(
+    llm: FakeLLM, llm_base: str, stream: bool
+) -> None:
+    llm.enqueue(ScriptedReply(text="an answer of some length " * 8, usage=False))
+
+    async def on_text(piece: str) -> None:
+        return None
+
+    completion = await _client(llm_base).complete(
+        QUESTION, model="openai/fake-model", on_text=on_text if stream else None
+    )
+    # Daily limits count tokens: an answer must never be free because the provider was silent.
+    assert completion.usage.prompt_tokens > 5 and completion.usage.completion_tokens > 30
