@@ -239,6 +239,7 @@ async def test_bg_runs_outside_the_chat_queue_and_delivers_with_a_header(
         await until(lambda: bool(sends(tg, FRIEND, "✅")), within=5)
         header = sends(tg, FRIEND, "✅")[0]
         assert header.text == f"✅ <b>Job #{job}</b>: summarise my notes"
+        await until(lambda: "Your notes are about <b>tea</b>." in tg.texts(FRIEND))  # the header goes first
         result = await tg.messages(1, chat_id=FRIEND)
         body = result[result.index(header) + 1]
         assert body.text == "Your notes are about <b>tea</b>."
