@@ -189,3 +189,32 @@ async def _first(tg: FakeTelegram, chat_id: int, within: float = 10.0) -> Sent:
             return found[0]
         await asyncio.sleep(0.02)
     raise AssertionError("no preview")
+
+
+async def test_where_drafts_are_refused_the_preview_is_an_edited_message(
+    make_settings: Callable[..., Settings],
+) -> None:
+    chat = FRIEND + 1  # a chat of its own: the bot remembers refusals per chat for its life
+    async with in_process_bot(make_settings, allowed_ids=f"{FRIEND},{chat}") as (tg, llm, _):
+        tg.fail_next(
+            "sendMessageDraft",
+            status=400,
+            retry_after=None,
+            description="Bad Request: TEXTDRAFT_PEER_INVALID",
+        )
+        llm.enqueue(ScriptedReply(text=ANSWER, tokens_per_s=60), ScriptedReply(text=ANSWER, tokens_per_s=60))
+        tg.push_text(chat, "plan my week")
+        final = await _answer(tg, chat, "That is all")
+        ours = [s for s in tg.sent if s.chat_id == chat]
+        assert ours[0].method == "sendMessage" and {s.message_id for s in ours} == {final.message_id}
+        assert tg.shown(chat) == [render(ANSWER)[0]]
+        # The next answer in that chat goes straight to an edited message: no draft tried again.
+        tg.push_text(chat, "again")
+        for _ in range(500):
+            if tg.shown(chat) == [render(ANSWER)[0]] * 2:
+                break
+            await asyncio.sleep(0.02)
+        assert [m for m, p in tg.calls if m == "sendMessageDraft" and int(p["chat_id"]) == chat] == [
+            "sendMessageDraft"
+        ]
+        assert tg.shown(chat) == [render(ANSWER)[0]] * 2
