@@ -32,6 +32,7 @@ from agent.errors import AgentError
 from agent.limits import DailyLimit
 from agent.llm import Completion, LLMClient, Message, TextCallback
 from agent.prompts import group_message
+from agent.stream_pace import StreamPace
 from agent.turn_prompt import ToolSizes, in_group, owner_of, turn_system_prompt, with_images
 from agent.types import Progress, ProgressCallback, Reply, ServerStatus, ToolCall, Turn, Usage
 from memory.conversations import estimate_tokens, message_tokens
@@ -135,6 +136,7 @@ class Agent:
         self._window_start: dict[int, int] = {}  # session id -> oldest message its last window held
         # The tool list rarely changes: its size is kept rather than re-measured every turn.
         self._tool_sizes = ToolSizes()
+        self._pace = StreamPace()  # whether streaming the model's answers shows anything
         self._compactor = Compactor(store, llm)
         self._consolidator = Consolidator(store, llm, config.consolidate_every)
         self.limits = DailyLimit(store.usage, config.daily_tokens, self._clock)
@@ -211,7 +213,8 @@ class Agent:
         self, turn: Turn, progress: ProgressCallback | None = None, *, stream: bool = False
     ) -> Reply:
         """Answer ``turn``; ``progress`` hears what is going on, and with ``stream`` also the
-        answer's text as it is written (the reply itself is the same either way)."""
+        answer's text as it is written, while the model is slow enough for that to show
+        (agent/stream_pace.py). The reply itself is the same either way."""
         # Before anything is stored or recalled: a user over the limit costs no LLM call.
         await self.limits.check(turn)
         session_id = await self._session_of(turn)
@@ -358,7 +361,9 @@ class Agent:
         on_text: TextCallback | None,
     ) -> Completion:
         await _notify(progress, Progress("thinking", "Thinking…"))
-        completion = await self._llm.complete(messages, model=model, tools=tools or None, on_text=on_text)
+        stream = on_text if self._pace.worth_streaming else None
+        completion = await self._llm.complete(messages, model=model, tools=tools or None, on_text=stream)
+        self._pace.observed(completion.usage.latency_ms / 1000)
         if completion.tool_calls:
             # Recorded at once: the turn may yet be cancelled while its tools run. A final
             # answer's usage is stored with the answer, in the same transaction (_finish).
