@@ -15,11 +15,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, func, insert, select, text, update
 
 from memory.connection import Conn
 from memory.db import Database, insert_on_conflict
 from memory.errors import JobLimitReached
+from memory.locks import lock_key
 from memory.models import JobRun, ScheduledJob, User
 from memory.usage import utc
 
@@ -28,7 +29,8 @@ ScheduleKind = Literal["once", "cron", "interval"]
 JobState = Literal["active", "paused", "done", "cancelled", "missed"]
 RunStatus = Literal["claimed", "delivered", "failed", "missed"]
 
-OPEN_STATES = ("active", "paused")  # what counts against a user's limit and is listed
+OPEN_STATES = ("active", "paused")
+_USER_LOCK = text("SELECT pg_advisory_xact_lock(:key)")  # what counts against a user's limit and is listed
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +156,11 @@ class Schedules:
             state="active",
         )
         async with self._db.transaction() as conn:
+            if max_jobs is not None and self._db.dialect == "postgresql":
+                # Counted and inserted under the user's lock until the commit: the model may call
+                # the tool several times in one step, and two creates must not both see room.
+                # (SQLite runs one writing transaction at a time: nothing to lock there.)
+                await conn.execute(_USER_LOCK, {"key": lock_key(f"jobs:{job.user_id}")})
             if max_jobs is not None and await self._count(conn, job.user_id) >= max_jobs:
                 raise JobLimitReached(max_jobs)
             new_id = await conn.scalar(insert(ScheduledJob).values(values).returning(ScheduledJob.id))

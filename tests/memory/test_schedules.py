@@ -83,6 +83,15 @@ async def test_a_user_may_hold_only_so_many_open_jobs(store: Store) -> None:
     await jobs.create(new_job(8), max_jobs=2)  # nor do another user's
 
 
+async def test_creates_at_the_same_moment_never_go_over_the_limit(store: Store) -> None:
+    # The model may call the tool several times in one step: the creates run side by side.
+    results = await asyncio.gather(
+        *(store.schedules.create(new_job(), max_jobs=3) for _ in range(10)), return_exceptions=True
+    )
+    assert sum(isinstance(r, JobLimitReached) for r in results) == 7
+    assert await store.schedules.count(7) == 3
+
+
 async def test_a_one_shot_is_claimed_once_and_delivered(store: Store) -> None:
     jobs, runs = store.schedules, store.job_runs
     job = await jobs.create(new_job(at=T0))
