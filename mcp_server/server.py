@@ -29,8 +29,9 @@ from mcp_server.loader import BUILTIN_ROOT, Registry
 from memory.knowledge import INDEX_FILE
 from omni import __version__
 from omni.settings import Settings
-from skills._context import SkillsContext, WebSearch
+from skills._context import SkillsContext
 from skills._stores import Stores
+from skills.web.search import config_of as search_config_of
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +84,7 @@ class SkillsServer(MCPServer[SkillsContext]):
             workspace=settings.workspace,
             shell_enabled=settings.shell_enabled,
             web_allow_private=settings.web_allow_private,
-            web_search=web_search_of(settings),
+            web_search=search_config_of(settings),
             max_write_bytes=settings.files_max_write_bytes,
             quota_bytes=settings.files_quota_bytes,
             tool_timeout=settings.tool_timeout,
@@ -192,21 +193,6 @@ class SkillsServer(MCPServer[SkillsContext]):
         await self.clients.lists_changed(message if message and self.wants_log(level) else None, level)
         for event in (ToolsListChanged(), ResourcesListChanged(), PromptsListChanged()):
             await self.bus.publish(event)
-
-
-def web_search_of(settings: Settings) -> WebSearch | None:
-    """The web search provider the settings name (they allow at most one), or None."""
-    # OMNI_WEB_ALLOW_PRIVATE already lets the whole web skill reach private addresses.
-    private = settings.web_search_allow_private or settings.web_allow_private
-    if settings.searxng_url:
-        return WebSearch("searxng", settings.searxng_url, allow_private=private)
-    if settings.brave_api_key:
-        key = settings.brave_api_key.get_secret_value()
-        return WebSearch("brave", settings.brave_api_url, key, allow_private=private)
-    if settings.tavily_api_key:
-        key = settings.tavily_api_key.get_secret_value()
-        return WebSearch("tavily", settings.tavily_api_url, key, allow_private=private)
-    return None
 
 
 def build_server(settings: Settings) -> SkillsServer:

@@ -2,7 +2,8 @@
 
 Checks: settings; the database (exists, writable, at head); the LLM (a one-token completion,
 with its latency); the Telegram token (getMe names the bot; no token is skipped); each MCP
-server the agent would start (built-in skills + OMNI_MCP_CONFIG), with its tool count.
+server the agent would start (built-in skills + OMNI_MCP_CONFIG), with its tool count; the web
+search provider (one query; none set is skipped).
 ``omni/doctor_check.py`` holds the line; each other ``omni/doctor_*.py`` module one check.
 
 Settings come first; if they are invalid nothing else can be checked and the command ends
@@ -21,6 +22,7 @@ from omni.doctor_check import Check, Outcome
 from omni.doctor_database import check_database
 from omni.doctor_llm import check_llm
 from omni.doctor_mcp import check_mcp_servers
+from omni.doctor_search import check_search
 from omni.doctor_telegram import check_telegram
 from omni.errors import SettingsError
 from omni.logging import RedactingFilter, setup_logging
@@ -51,6 +53,7 @@ async def run_doctor() -> int:
         check_llm(settings),
         check_telegram(settings),
         check_mcp_servers(settings),
+        check_search(settings),
     ]
     tasks = [asyncio.ensure_future(check) for check in checks]
     failed = False

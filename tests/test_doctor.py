@@ -27,6 +27,7 @@ from sqlalchemy.engine import make_url
 from memory.migrate import HEAD_REVISION, known_revisions, upgrade
 from omni.doctor_check import network_problem
 from tests.fakes.llm_api import MODEL_ID, FakeLLM
+from tests.fakes.search_api import BRAVE_PATH, SEARXNG_PATH, FakeSearch
 from tests.fakes.server import serve_in_thread
 from tests.fakes.telegram_api import BOT_USERNAME, TOKEN, FakeTelegram
 from tests.postgres import PostgresServer
@@ -34,7 +35,8 @@ from tests.postgres import PostgresServer
 API_KEY = "sk-doctor-4b1d9e7f2a"
 MODEL = f"openai/{MODEL_ID}"
 # Values that must never be printed, wherever they come from.
-SECRET_VARS = ("OMNI_TELEGRAM_TOKEN", "OMNI_LLM_API_KEY")
+SECRET_VARS = ("OMNI_TELEGRAM_TOKEN", "OMNI_LLM_API_KEY", "OMNI_BRAVE_API_KEY")
+SEARCH_KEY = "brave-doctor-key-93f1"
 MS = r"\d+ ms"
 
 
@@ -107,8 +109,17 @@ def db(head_database: Path, tmp_path: Path) -> Path:
     return copy_database(head_database, tmp_path / "data" / "omni.db")
 
 
+@pytest.fixture(scope="module")
+def searches() -> Iterator[tuple[FakeSearch, str]]:
+    fake = FakeSearch(key=SEARCH_KEY)
+    with serve_in_thread(fake.app) as base:
+        yield fake, base
+
+
 @pytest.fixture
-def green(llm: tuple[FakeLLM, str], telegram: str, db: Path) -> dict[str, str]:
+def green(
+    llm: tuple[FakeLLM, str], telegram: str, db: Path, searches: tuple[FakeSearch, str]
+) -> dict[str, str]:
     """An environment in which every check passes; tests break one thing in it."""
     fake, base = llm
     fake.reset()
@@ -119,6 +130,9 @@ def green(llm: tuple[FakeLLM, str], telegram: str, db: Path) -> dict[str, str]:
         "OMNI_LLM_API_KEY": API_KEY,
         "OMNI_TELEGRAM_TOKEN": TOKEN,
         "OMNI_TELEGRAM_API_URL": telegram,
+        # A self-hosted SearXNG, here on 127.0.0.1: allowed, as its admin would.
+        "OMNI_SEARXNG_URL": searches[1] + SEARXNG_PATH,
+        "OMNI_WEB_SEARCH_ALLOW_PRIVATE": "true",
     }
 
 
@@ -139,7 +153,8 @@ def test_every_check_passes(omni_cmd: list[str], green: dict[str, str], llm: tup
     assert result.returncode == 0, result.stdout + result.stderr
     found = lines(result)
     base = green["OMNI_LLM_API_BASE"]
-    assert list(found) == ["settings", "database", "llm", "telegram", "mcp skills"]
+    assert list(found) == ["settings", "database", "llm", "telegram", "mcp skills", "web search"]
+    assert re.fullmatch(rf"✓ web search: SearXNG answered with 1 result \({MS}\)", found["web search"])
     assert found["database"].endswith(f"at revision {HEAD_REVISION}, writable")
     assert re.fullmatch(rf"✓ llm: {MODEL} at {re.escape(base)} answered in {MS}", found["llm"])
     via = green["OMNI_TELEGRAM_API_URL"]
@@ -302,6 +317,33 @@ def test_no_telegram_token_is_skipped(omni_cmd: list[str], green: dict[str, str]
     found = lines(result)
     assert found["telegram"] == "– telegram: OMNI_TELEGRAM_TOKEN is not set (only `omni bot` needs it)"
     assert all(line.startswith("✓ ") for key, line in found.items() if key != "telegram")
+
+
+# Web search.
+
+
+def test_no_search_provider_is_skipped(omni_cmd: list[str], green: dict[str, str]) -> None:
+    env = {**green, "OMNI_SEARXNG_URL": ""}
+    result = doctor(omni_cmd, env)
+    assert result.returncode == 0, result.stdout
+    assert lines(result)["web search"].startswith("– web search: no provider set (OMNI_SEARXNG_URL, ")
+
+
+def test_search_provider_refuses_the_key(
+    omni_cmd: list[str], green: dict[str, str], searches: tuple[FakeSearch, str]
+) -> None:
+    env = {**green, "OMNI_SEARXNG_URL": "", "OMNI_BRAVE_API_KEY": "not-" + SEARCH_KEY}
+    env["OMNI_BRAVE_API_URL"] = searches[1] + BRAVE_PATH
+    result = doctor(omni_cmd, env)  # the key, echoed back by the fake, is never printed
+    found = lines(result)["web search"]
+    assert found.startswith("✗ web search: Brave Search: ") and "OMNI_BRAVE_API_KEY" in found, found
+    assert result.returncode == 1
+
+
+def test_private_search_endpoint_not_allowed(omni_cmd: list[str], green: dict[str, str]) -> None:
+    result = doctor(omni_cmd, {**green, "OMNI_WEB_SEARCH_ALLOW_PRIVATE": "false"})
+    found = lines(result)["web search"]
+    assert found.startswith("✗ web search: SearXNG: search endpoint: ") and "ALLOW_PRIVATE" in found, found
 
 
 # MCP servers.

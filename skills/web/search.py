@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urljoin
 
+from omni.settings import Settings
 from skills._context import WebSearch
 from skills._tool import SkillError
 
@@ -216,3 +217,18 @@ def _cut(text: str, limit: int) -> str:
 def redact(text: str, key: str | None) -> str:
     # A provider that echoes the request (some error pages do) must not show the key to the model.
     return text.replace(key, "***") if key else text
+
+
+def config_of(settings: Settings) -> WebSearch | None:
+    """The web search provider the settings name (they allow at most one), or None."""
+    # OMNI_WEB_ALLOW_PRIVATE already lets the whole web skill reach private addresses.
+    private = settings.web_search_allow_private or settings.web_allow_private
+    if settings.searxng_url:
+        return WebSearch("searxng", settings.searxng_url, allow_private=private)
+    if settings.brave_api_key:
+        key = settings.brave_api_key.get_secret_value()
+        return WebSearch("brave", settings.brave_api_url, key, allow_private=private)
+    if settings.tavily_api_key:
+        key = settings.tavily_api_key.get_secret_value()
+        return WebSearch("tavily", settings.tavily_api_url, key, allow_private=private)
+    return None

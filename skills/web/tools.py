@@ -13,7 +13,7 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 
 from pydantic import Field
 
-from skills._context import SkillsContext, ToolContext, skills_context
+from skills._context import SkillsContext, ToolContext, WebSearch, skills_context
 from skills._tool import SkillError, tool
 from skills.web import search
 
@@ -217,11 +217,18 @@ async def web_search(
     count: Annotated[int, Field(ge=1, le=10, description="How many results")] = 5,
 ) -> str:
     """Search the web; returns numbered results with title, URL and snippet (read one with fetch_url)."""
-    import httpx  # as in fetch_url: only the first search pays for the import
-
     config = skills_context(ctx).web_search
     if config is None:  # never: the tool is registered only with a provider (enabled= above)
         raise SkillError("no web search provider is configured")
+    results = await search_web(config, query, count)
+    return search.redact(search.format_results(query, results), config.api_key)
+
+
+async def search_web(config: WebSearch, query: str, count: int) -> list[search.Result]:
+    """At most ``count`` results from ``config``'s provider (its address checked and pinned as ``fetch_url``'s is); every
+    failure is a :class:`SkillError` in words for the model (``omni doctor`` shows them too)."""
+    import httpx  # as in fetch_url: only the first search pays for the import
+
     request = search.build_request(config, query, count)
     try:
         address = await _check_url(request.url, config.allow_private)
@@ -236,4 +243,4 @@ async def web_search(
         follow_redirects=False, timeout=search.TIMEOUT_S, headers={"User-Agent": USER_AGENT}
     ) as client:
         results = await search.fetch(client, config, pinned, extensions)
-    return search.redact(search.format_results(query, results[:count]), config.api_key)
+    return results[:count]  # SearXNG answers a page whatever the count
