@@ -225,8 +225,9 @@ async def web_search(
 
 
 async def search_web(config: WebSearch, query: str, count: int) -> list[search.Result]:
-    """At most ``count`` results from ``config``'s provider (its address checked and pinned as ``fetch_url``'s is); every
-    failure is a :class:`SkillError` in words for the model (``omni doctor`` shows them too)."""
+    """At most ``count`` results from ``config``'s provider, its address checked and pinned as
+    ``fetch_url``'s is; every failure is a :class:`SkillError` in words for the model (``omni
+    doctor`` shows them too)."""
     import httpx  # as in fetch_url: only the first search pays for the import
 
     request = search.build_request(config, query, count)
