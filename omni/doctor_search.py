@@ -14,8 +14,7 @@ from omni.settings import Settings
 # which the MCP check imports in a thread meanwhile, and two threads importing one package at
 # once can each find the other's modules half made.
 from skills._tool import SkillError
-from skills.web.search import NAMES, config_of, redact
-from skills.web.tools import search_web
+from skills.web.search import NAMES, config_of, redact, search_web
 
 NAME = "web search"
 QUERY = "omni"

@@ -20,6 +20,7 @@ from urllib.parse import urlencode, urljoin
 from omni.settings import Settings
 from skills._context import WebSearch
 from skills._tool import SkillError
+from skills.web.address import USER_AGENT, NonPublicAddress, check_url, pinned_request
 
 if TYPE_CHECKING:
     import httpx
@@ -232,3 +233,26 @@ def config_of(settings: Settings) -> WebSearch | None:
         key = settings.tavily_api_key.get_secret_value()
         return WebSearch("tavily", settings.tavily_api_url, key, allow_private=private)
     return None
+
+
+async def search_web(config: WebSearch, query: str, count: int) -> list[Result]:
+    """At most ``count`` results from ``config``'s provider, its address checked and pinned as
+    ``fetch_url``'s is; every failure is a :class:`SkillError` in words for the model (``omni
+    doctor`` shows them too)."""
+    import httpx  # as in fetch_url: only the first search pays for the import
+
+    request = build_request(config, query, count)
+    try:
+        address = await check_url(request.url, config.allow_private)
+    except NonPublicAddress as exc:
+        hint = "set OMNI_WEB_SEARCH_ALLOW_PRIVATE=true for a self-hosted one"
+        raise SkillError(f"search endpoint: {exc}; {hint}") from None
+    except SkillError as exc:
+        raise SkillError(f"search endpoint: {exc}") from None
+    target, headers, extensions = pinned_request(request.url, address)
+    pinned = Request(request.method, target, {**request.headers, **headers}, request.body)
+    async with httpx.AsyncClient(
+        follow_redirects=False, timeout=TIMEOUT_S, headers={"User-Agent": USER_AGENT}
+    ) as client:
+        results = await fetch(client, config, pinned, extensions)
+    return results[:count]  # SearXNG answers a page whatever the count

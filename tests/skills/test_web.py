@@ -73,7 +73,7 @@ async def test_html_becomes_markdown_when_private_is_allowed(
 
 async def test_redirect_to_a_private_address_is_refused(client: Client, site: str) -> None:
     # Let the test server's loopback address count as public, so only the redirect target is judged.
-    web = sys.modules["skills.web.tools"]
+    web = sys.modules["skills.web.address"]  # where fetch_url's address check looks it up
     real = web.is_public_address
 
     def loopback_is_public(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
@@ -91,7 +91,7 @@ async def test_redirect_to_a_private_address_is_refused(client: Client, site: st
 
 
 def test_public_address_classification() -> None:
-    from skills.web.tools import is_public_address
+    from skills.web.address import is_public_address
 
     public = ["8.8.8.8", "1.1.1.1", "2606:4700:4700::1111"]
     private = ["127.0.0.1", "10.0.0.1", "172.16.0.1", "192.168.1.1", "169.254.169.254", "100.64.0.1",
@@ -101,7 +101,7 @@ def test_public_address_classification() -> None:
 
 
 def test_requests_are_pinned_to_the_checked_address() -> None:
-    from skills.web.tools import pinned_request
+    from skills.web.address import pinned_request
 
     assert pinned_request("http://example.org/a?b=1", None) == ("http://example.org/a?b=1", {}, {})
     url, headers, ext = pinned_request("https://example.org:8443/p", "93.184.216.34")

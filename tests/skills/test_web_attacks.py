@@ -52,7 +52,7 @@ async def test_ipv6_forms_of_private_ipv4_are_refused(real_server: RealServer) -
 def test_embedded_addresses_are_judged_by_their_ipv4() -> None:
     import ipaddress
 
-    from skills.web.tools import is_public_address
+    from skills.web.address import is_public_address
 
     assert not any(is_public_address(ipaddress.ip_address(a)) for a in EMBEDDED)
     # The same forms around a public IPv4 address stay usable.
