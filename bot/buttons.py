@@ -1,12 +1,14 @@
-"""The checks every inline button press passes before it may act."""
+"""Messages with inline buttons: sending one, and the checks every press passes before it may act."""
 
 from __future__ import annotations
 
 import re
 
-from telegram import Update
+from telegram import InlineKeyboardMarkup, Message, Update
+from telegram.constants import ParseMode
 
 from bot.context import OmniContext
+from bot.topics import place_of
 
 NOT_YOURS = "Only the person who asked can use these buttons."
 
@@ -24,3 +26,17 @@ async def press(update: Update, context: OmniContext, pattern: re.Pattern[str]) 
         await query.answer(NOT_YOURS, show_alert=True)
         return None
     return match
+
+
+async def send_with_buttons(
+    context: OmniContext, message: Message, text: str, buttons: InlineKeyboardMarkup | None = None
+) -> None:
+    """Answer ``message`` (in its forum topic) with ``text`` and ``buttons``."""
+    # delivery.send_text has no reply_markup; these texts are built here, valid HTML by construction.
+    await context.bot.send_message(
+        message.chat.id,
+        text,
+        parse_mode=ParseMode.HTML,
+        reply_markup=buttons,
+        message_thread_id=place_of(message).thread_id,
+    )

@@ -27,7 +27,7 @@ from telegram.constants import ChatType, ParseMode
 from telegram.error import TelegramError
 
 from bot import delivery, uploads
-from bot.buttons import press
+from bot.buttons import press, send_with_buttons
 from bot.chat import BUSY_NOTICE, Job, enqueue
 from bot.context import OmniContext
 from bot.job_commands import stop_job
@@ -219,26 +219,12 @@ async def _memory_view(
     return text, InlineKeyboardMarkup([buttons]) if buttons else None
 
 
-async def _send_with_buttons(
-    context: OmniContext, message: Message, text: str, buttons: InlineKeyboardMarkup | None
-) -> None:
-    """Answer ``message`` (in its forum topic) with ``text`` and ``buttons``."""
-    # delivery.send_text has no reply_markup; these texts are built here, valid HTML by construction.
-    await context.bot.send_message(
-        message.chat.id,
-        text,
-        parse_mode=ParseMode.HTML,
-        reply_markup=buttons,
-        message_thread_id=place_of(message).thread_id,
-    )
-
-
 async def cmd_memory(update: Update, context: OmniContext) -> None:
     """/memory: what the bot remembers about the caller (a group: about the group), paged."""
     chat, user, message = update.effective_chat, update.effective_user, update.message
     assert chat is not None and user is not None and message is not None
     text, buttons = await _memory_view(context, chat, user, 0)
-    await _send_with_buttons(context, message, text, buttons)
+    await send_with_buttons(context, message, text, buttons)
 
 
 async def cmd_forget(update: Update, context: OmniContext) -> None:
@@ -280,7 +266,7 @@ async def _ask_forget_all(context: OmniContext, message: Message, user: User) ->
         f"Forget everything I remember about {_whom(chat)} ({_memories(total)}) and our conversation "
         "history? This cannot be undone."
     )
-    await _send_with_buttons(context, message, text, buttons)
+    await send_with_buttons(context, message, text, buttons)
 
 
 async def on_memory_page(update: Update, context: OmniContext) -> None:

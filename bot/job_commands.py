@@ -15,8 +15,8 @@ from telegram.error import TelegramError
 
 from agent.schedule import ScheduleError, format_time, zone
 from agent.schedule_tools import MAX_TEXT, job_line
-from bot.buttons import press
-from bot.context import OmniContext
+from bot.buttons import press, send_with_buttons
+from bot.context import BotDeps, OmniContext
 from bot.jobs import title
 from bot.topics import place_of
 from memory.errors import JobLimitReached
@@ -33,15 +33,9 @@ TZ_HELP = (
 async def _say(
     update: Update, context: OmniContext, text: str, buttons: InlineKeyboardMarkup | None = None
 ) -> None:
-    message = update.message
-    if message is not None:
-        await context.bot.send_message(
-            message.chat.id,
-            text,
-            parse_mode=ParseMode.HTML,
-            message_thread_id=place_of(message).thread_id,
-            reply_markup=buttons,
-        )
+    """Answer the command's message (HTML, in its forum topic)."""
+    if update.message is not None:
+        await send_with_buttons(context, update.message, text, buttons)
 
 
 async def cmd_tz(update: Update, context: OmniContext) -> None:
@@ -106,10 +100,8 @@ async def on_job_button(update: Update, context: OmniContext) -> None:
     assert query is not None and deps.scheduler is not None
     user, job_id = query.from_user, int(match["job"])
     if match["action"] == "stop":
-        # The data is the client's to send: stop only a job of the presser's own.
-        owned = await deps.store.schedules.get(user.id, job_id) is not None
-        stopped = owned and await deps.scheduler.stop(job_id)
-        await deps.store.schedules.cancel(user.id, job_id)  # a recurring one: no further runs
+        outcome = await _stop(deps, user.id, job_id)
+        stopped = outcome is not None and outcome[0]
         note = f"Stopped #{job_id}." if stopped else f"#{job_id} is not running here any more."
     else:
         cancelled = await deps.store.schedules.cancel(user.id, job_id)
@@ -161,15 +153,26 @@ async def cmd_bg(update: Update, context: OmniContext) -> None:
     )
 
 
+async def _stop(deps: BotDeps, user_id: int, job_id: int) -> tuple[bool, bool] | None:
+    """Stop the user's job ``job_id``: its run in flight in this process, and all later ones.
+    Whether a run was stopped and whether the job was still open; None when the user has no
+    such job (the id is the user's to send, a button's data too: only their own is touched)."""
+    assert deps.scheduler is not None
+    if await deps.store.schedules.get(user_id, job_id) is None:
+        return None
+    stopped = await deps.scheduler.stop(job_id)
+    return stopped, await deps.store.schedules.cancel(user_id, job_id) is not None
+
+
 async def stop_job(update: Update, context: OmniContext, job_id: int) -> str:
     """/stop <id>: cancel the caller's job ``job_id``, running or scheduled; what to tell them."""
     user, deps = update.effective_user, context.deps
     assert user is not None and deps.scheduler is not None
-    if await deps.store.schedules.get(user.id, job_id) is None:
-        return f"You have no job #{job_id}."
     running = any(run.job.id == job_id for run in await deps.store.job_runs.running(user.id))
-    stopped = running and await deps.scheduler.stop(job_id)
-    cancelled = await deps.store.schedules.cancel(user.id, job_id) is not None
+    outcome = await _stop(deps, user.id, job_id)
+    if outcome is None:
+        return f"You have no job #{job_id}."
+    stopped, cancelled = outcome
     if stopped:
         return f"Stopped job #{job_id}."
     if running:  # another worker fires it: its answer still comes, but nothing after it
